@@ -3,8 +3,9 @@
 package packager
 
 import (
+	"context"
 	"log/slog"
-	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mps-dev/mps/stream"
@@ -20,25 +21,100 @@ type Config struct {
 	PlaylistSegments int
 	// Linger keeps an ended stream's final playlist available (default 60 s).
 	Linger time.Duration
-	Logger *slog.Logger
+	// BlockTimeout bounds how long a blocking playlist or part request is
+	// held (default three segment durations).
+	BlockTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.SegmentDuration <= 0 {
+		c.SegmentDuration = 2 * time.Second
+	}
+	if c.PartDuration <= 0 {
+		c.PartDuration = 200 * time.Millisecond
+	}
+	if c.PlaylistSegments <= 0 {
+		c.PlaylistSegments = 6
+	}
+	if c.Linger <= 0 {
+		c.Linger = time.Minute
+	}
+	if c.BlockTimeout <= 0 {
+		c.BlockTimeout = 3 * c.SegmentDuration
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 // Packager packages every stream of a hub. It is an http.Handler for paths
 // such as /live/cam1/index.m3u8 and /live/cam1/manifest.mpd.
 type Packager struct {
-	hub *stream.Hub
-	cfg Config
+	hub    *stream.Hub
+	cfg    Config
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.RWMutex
+	muxers map[string]*muxer
 }
 
-// New attaches a packager to hub.
+// New attaches a packager to hub: every stream published from now on is
+// packaged from its first keyframe.
 func New(hub *stream.Hub, cfg Config) *Packager {
-	return &Packager{hub: hub, cfg: cfg}
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Packager{hub: hub, cfg: cfg, ctx: ctx, cancel: cancel, muxers: make(map[string]*muxer)}
+	hub.OnStreamCreated(p.attach)
+	return p
 }
 
-// ServeHTTP serves playlists, manifests, init segments, segments and parts.
-func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.NotFound(w, r)
+func (p *Packager) attach(s *stream.Stream) {
+	if p.ctx.Err() != nil {
+		return
+	}
+	r, err := s.NewReader("packager", "")
+	if err != nil {
+		p.cfg.Logger.Error("packager attach", "stream", s.Name(), "error", err)
+		return
+	}
+	m := newMuxer(s, p.cfg, p.cfg.Logger)
+	p.mu.Lock()
+	p.muxers[s.Name()] = m
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		m.run(p.ctx, r)
+		p.linger(m)
+	}()
 }
 
-// Close stops packaging.
-func (p *Packager) Close() {}
+// linger keeps an ended stream's playlists for late players, then forgets it.
+func (p *Packager) linger(m *muxer) {
+	t := time.NewTimer(p.cfg.Linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
+	p.mu.Lock()
+	if p.muxers[m.name] == m {
+		delete(p.muxers, m.name)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Packager) muxer(name string) *muxer {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.muxers[name]
+}
+
+// Close stops packaging and waits for every muxer to stop.
+func (p *Packager) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
