@@ -1,8 +1,8 @@
 package packager
 
 import (
-	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecparams"
+	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 )
 

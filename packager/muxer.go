@@ -91,6 +91,9 @@ type muxer struct {
 	playlists []*mediaPlaylist // per track of the current period, rebuilt on update
 	nextDisc  bool
 	waitKey   bool
+	// periodCount numbers periods; a reader attached again after being
+	// dropped restarts the same session as a new period.
+	periodCount int
 }
 
 func newMuxer(s *stream.Stream, cfg Config, log *slog.Logger) *muxer {
@@ -106,11 +109,18 @@ func newMuxer(s *stream.Stream, cfg Config, log *slog.Logger) *muxer {
 	}
 }
 
-// run reads the stream until it ends.
+// run reads the stream until it ends. If the hub drops the packager for
+// falling behind, it attaches again: players see a discontinuity.
 func (m *muxer) run(ctx context.Context, r *stream.Reader) {
-	defer r.Close()
+	defer func() { r.Close() }()
 	for {
 		it, err := r.Read(ctx)
+		if errors.Is(err, stream.ErrSlowReader) {
+			m.log.Warn("packager fell behind; starting again from the next keyframe", "error", err)
+			if r, err = m.stream.NewReader("packager", ""); err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, stream.ErrStreamEnded) && !errors.Is(err, context.Canceled) {
 				m.log.Warn("packager stopped reading", "error", err)
@@ -152,7 +162,8 @@ func (m *muxer) startPeriod(s *stream.Session) error {
 		}
 		m.nextDisc = true
 	}
-	p := &period{id: s.ID, offset: offset}
+	m.periodCount++
+	p := &period{id: m.periodCount, offset: offset}
 	for _, t := range s.Tracks {
 		tm, err := newTrackMuxer(t)
 		if err != nil {

@@ -4,12 +4,12 @@ import "testing"
 
 func TestParseFileName(t *testing.T) {
 	cases := map[string]mediaFile{
-		"index.m3u8":        {kind: fileMultivariant},
-		"manifest.mpd":      {kind: fileMPD},
-		"t1.m3u8":           {kind: fileMediaPlaylist, track: 1},
-		"ab12_0_init3.mp4":  {kind: fileInit, prefix: "ab12", period: 3},
-		"ab12_1_42.m4s":     {kind: fileSegment, prefix: "ab12", track: 1, msn: 42},
-		"ab12_1_42_7.m4s":   {kind: filePart, prefix: "ab12", track: 1, msn: 42, part: 7},
+		"index.m3u8":       {kind: fileMultivariant},
+		"manifest.mpd":     {kind: fileMPD},
+		"t1.m3u8":          {kind: fileMediaPlaylist, track: 1},
+		"ab12_0_init3.mp4": {kind: fileInit, prefix: "ab12", period: 3},
+		"ab12_1_42.m4s":    {kind: fileSegment, prefix: "ab12", track: 1, msn: 42},
+		"ab12_1_42_7.m4s":  {kind: filePart, prefix: "ab12", track: 1, msn: 42, part: 7},
 	}
 	for name, want := range cases {
 		got, ok := parseFileName(name)

@@ -64,7 +64,6 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
