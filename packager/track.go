@@ -42,9 +42,11 @@ type trackMuxer struct {
 	codecs    string
 
 	pending      *pendingSample
+	spare        *pendingSample // reused, so steady state allocates no holder per frame
 	lastDuration int64
 	nextAudioDTS int64 // expected DTS of the next audio frame, -1 when unknown
 	samples      []*fmp4.Sample
+	sampleBuf    []fmp4.Sample
 	partBase     int64
 	endTicks     int64
 	sequence     uint32
@@ -109,29 +111,46 @@ func (tm *trackMuxer) push(au *stream.AccessUnit, offset time.Duration) bool {
 		}
 		tm.finalize(d)
 	}
-	tm.pending = &pendingSample{
+	ps := tm.spare
+	if ps == nil {
+		ps = &pendingSample{}
+	}
+	tm.spare = nil
+	*ps = pendingSample{
 		dts:       dts,
 		ptsOffset: int32(ticks(au.PTS-au.DTS, tm.timescale)),
 		key:       au.Key,
 		payload:   au.Payload,
 	}
+	tm.pending = ps
 	return true
 }
 
 func (tm *trackMuxer) finalize(duration int64) {
 	p := tm.pending
-	tm.pending = nil
+	tm.pending, tm.spare = nil, p
 	if len(tm.samples) == 0 {
 		tm.partBase = p.dts
 	}
 	tm.lastDuration = duration
 	tm.endTicks = p.dts + duration
-	tm.samples = append(tm.samples, &fmp4.Sample{
+	// Samples live in a reused array; the part encoder copies their
+	// payloads, so the array is free again after each cut.
+	n := len(tm.samples)
+	if n == len(tm.sampleBuf) {
+		tm.sampleBuf = append(tm.sampleBuf, make([]fmp4.Sample, max(16, n))...)
+		for i := range tm.samples {
+			tm.samples[i] = &tm.sampleBuf[i]
+		}
+	}
+	tm.sampleBuf[n] = fmp4.Sample{
 		Duration:        uint32(duration),
 		PTSOffset:       p.ptsOffset,
 		IsNonSyncSample: !p.key,
 		Payload:         p.payload,
-	})
+	}
+	tm.samples = append(tm.samples, &tm.sampleBuf[n])
+	p.payload = nil
 }
 
 // flushPending closes the held-back sample with the last known duration;
@@ -173,7 +192,7 @@ func (tm *trackMuxer) cutPart() (*part, error) {
 		samples:     len(tm.samples),
 		independent: !tm.samples[0].IsNonSyncSample,
 	}
-	clear(tm.samples)
+	clear(tm.sampleBuf[:len(tm.samples)])
 	tm.samples = tm.samples[:0]
 	return out, nil
 }
