@@ -25,8 +25,9 @@ type HubConfig struct {
 	// GracePeriod is how long a stream waits for its publisher to come back
 	// before it ends. Zero means the default of 10 s; negative means none.
 	GracePeriod time.Duration
-	// ReaderQueue is the number of access units a reader may lag behind
-	// before it is dropped. Default 2048.
+	// ReaderQueue is the number of items a reader may lag behind before it
+	// is dropped with ErrSlowReader. Default 2048; it is raised to at least
+	// GOPCacheLimit+16 so that a new reader's cached GOP always fits.
 	ReaderQueue int
 	// GOPCacheLimit bounds the access units kept since the last keyframe.
 	// Default 1024; a longer GOP is not cached.
@@ -86,7 +87,10 @@ func (h *Hub) OnStreamCreated(fn func(*Stream)) {
 }
 
 // Publish starts a publishing session on name. A stream waiting in its grace
-// period is continued; a live one is refused unless opts.Takeover is set.
+// period is continued (same *Stream, readers get the new Session); a live one
+// is refused with ErrAlreadyPublishing unless opts.Takeover is set, in which
+// case the old publisher's Done closes with ErrTakenOver. Invalid names fail
+// with ErrInvalidName. Publish sets each track's Index.
 func (h *Hub) Publish(name string, tracks []*Track, opts PublishOptions) (*Publisher, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -95,36 +99,50 @@ func (h *Hub) Publish(name string, tracks []*Track, opts PublishOptions) (*Publi
 		return nil, fmt.Errorf("publish %s: no supported tracks", name)
 	}
 	for i, t := range tracks {
+		if t == nil || t.Codec == nil {
+			return nil, fmt.Errorf("publish %s: track %d has no codec", name, i)
+		}
+	}
+	for i, t := range tracks {
 		t.Index = i
 	}
 
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, ErrHubClosed
-	}
-	s, exists := h.streams[name]
-	created := false
-	if !exists {
-		s = newStream(h, name)
-		h.streams[name] = s
-		created = true
-	}
-	observers := h.observers
-	h.mu.Unlock()
-
-	if created {
-		for _, fn := range observers {
-			fn(s)
+	// A stream found in the map may end (grace expired, hub closed) before
+	// startSession locks it; end removes it from the map first, so a retry
+	// creates a fresh stream (or sees the hub closed).
+	for attempt := 0; ; attempt++ {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrHubClosed
 		}
+		s, exists := h.streams[name]
+		if !exists {
+			s = newStream(h, name)
+			h.streams[name] = s
+		}
+		observers := h.observers
+		h.mu.Unlock()
+
+		if !exists {
+			// Observers may attach readers (s.NewReader): no lock is held here,
+			// and the stream has no session yet, so those readers get the
+			// session item from startSession and then every access unit.
+			for _, fn := range observers {
+				fn(s)
+			}
+		}
+		p, err := s.startSession(tracks, opts)
+		if errors.Is(err, ErrStreamEnded) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		h.log.Info("publish", "stream", name, "protocol", opts.Protocol, "remote", opts.RemoteAddr,
+			"session", p.session.ID, "tracks", trackNames(tracks), "continued", exists)
+		return p, nil
 	}
-	p, err := s.startSession(tracks, opts)
-	if err != nil {
-		return nil, err
-	}
-	h.log.Info("publish", "stream", name, "protocol", opts.Protocol, "remote", opts.RemoteAddr,
-		"session", p.session.ID, "tracks", trackNames(tracks), "continued", !created)
-	return p, nil
 }
 
 // Get returns a stream by name.
@@ -150,8 +168,10 @@ func (h *Hub) Streams() []*Stream {
 	return out
 }
 
-// Kick disconnects the publisher of name. The stream then waits out its
-// grace period like after any other disconnect.
+// Kick disconnects the publisher of name: its Done closes with ErrKicked
+// and its later writes are ignored. The stream then waits out its grace
+// period like after any other disconnect. Kick returns ErrNotFound when no
+// publisher is connected.
 func (h *Hub) Kick(name string) error {
 	s, err := h.Get(name)
 	if err != nil {

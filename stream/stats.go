@@ -9,6 +9,10 @@ import (
 // rateWindow is the media-time span over which bitrate and fps are measured.
 const rateWindow = time.Second
 
+// maxWindowGap is the largest DTS step taken as continuous; a bigger jump
+// (or a backwards one) restarts the measurement window.
+const maxWindowGap = 10 * time.Second
+
 type trackStats struct {
 	frames      uint64
 	bytes       uint64
@@ -38,17 +42,24 @@ func (st *streamStats) record(au *AccessUnit) {
 	ts := &st.tracks[au.Track.Index]
 	ts.frames++
 	ts.bytes += uint64(len(au.Payload))
-	if !ts.windowSet {
+	span := au.DTS - ts.windowStart
+	if !ts.windowSet || span < 0 || span > maxWindowGap {
+		// First frame, or a timestamp jump: start a new window.
 		ts.windowStart, ts.windowSet = au.DTS, true
+		ts.winFrames, ts.winBytes = 1, len(au.Payload)
+		return
+	}
+	if span >= rateWindow {
+		// The window holds the frames in [windowStart, au.DTS): au itself
+		// opens the next window, so every frame is counted once.
+		sec := span.Seconds()
+		ts.fps = float64(ts.winFrames) / sec
+		ts.bitrate = float64(ts.winBytes*8) / sec
+		ts.windowStart, ts.winFrames, ts.winBytes = au.DTS, 1, len(au.Payload)
+		return
 	}
 	ts.winFrames++
 	ts.winBytes += len(au.Payload)
-	if span := au.DTS - ts.windowStart; span >= rateWindow {
-		sec := span.Seconds()
-		ts.fps = float64(ts.winFrames-1) / sec
-		ts.bitrate = float64(ts.winBytes*8) / sec
-		ts.windowStart, ts.winFrames, ts.winBytes = au.DTS, 1, len(au.Payload)
-	}
 }
 
 // TrackInfo describes one track for the API.
@@ -93,11 +104,8 @@ func (s *Stream) Info() Info {
 		CreatedAt: s.created,
 		BytesIn:   s.stats.bytesIn.Load(),
 		BytesOut:  s.stats.bytesOut.Load(),
-		Readers:   make([]ReaderInfo, 0, len(s.readers)),
+		Readers:   s.readerInfosLocked(),
 		Tracks:    []TrackInfo{},
-	}
-	for r := range s.readers {
-		in.Readers = append(in.Readers, r.info)
 	}
 	in.ReaderCount = len(in.Readers)
 	in.UptimeSeconds = math.Round(time.Since(s.created).Seconds()*10) / 10

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -39,10 +38,11 @@ type Stream struct {
 	session    *Session
 	publisher  *Publisher
 	sessions   int
-	readers    map[*Reader]struct{}
+	readers    []*Reader // Reader.index is the position here
 	nextReader int
+	hasVideo   bool // the session has a video track
 	gop        []*AccessUnit
-	gopValid   bool
+	gopValid   bool // gop starts on a video keyframe (or has no video)
 	graceTimer *time.Timer
 	ended      chan struct{}
 
@@ -55,7 +55,6 @@ func newStream(h *Hub, name string) *Stream {
 		name:    name,
 		created: time.Now(),
 		state:   StateReconnecting,
-		readers: make(map[*Reader]struct{}),
 		ended:   make(chan struct{}),
 	}
 }
@@ -93,7 +92,10 @@ func (s *Stream) startSession(tracks []*Track, opts PublishOptions) (*Publisher,
 		if !opts.Takeover {
 			return nil, fmt.Errorf("publish %s: %w", s.name, ErrAlreadyPublishing)
 		}
-		s.publisher.stop(ErrTakenOver)
+		old := s.publisher
+		old.stop(ErrTakenOver)
+		s.hub.log.Info("unpublish", "stream", s.name, "protocol", old.session.Protocol, "remote", old.session.RemoteAddr,
+			"session", old.session.ID, "reason", ErrTakenOver.Error())
 	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
@@ -108,62 +110,99 @@ func (s *Stream) startSession(tracks []*Track, opts PublishOptions) (*Publisher,
 		Started:    time.Now(),
 	}
 	s.state = StateLive
+	clear(s.gop)
 	s.gop = s.gop[:0]
-	s.gopValid = !hasVideo(tracks)
+	s.hasVideo = hasVideo(tracks)
+	s.gopValid = !s.hasVideo
 	s.stats.startSession(tracks)
 	p := &Publisher{stream: s, session: s.session, done: make(chan struct{})}
 	s.publisher = p
-	for r := range s.readers {
-		s.push(r, Item{Session: s.session})
+	it := Item{Session: s.session}
+	for i := 0; i < len(s.readers); {
+		r := s.readers[i]
+		// Timestamps restart and decoders reset: wait for a keyframe again.
+		r.waitKey = s.hasVideo
+		if s.push(r, it) {
+			i++
+		}
 	}
 	return p, nil
 }
 
 // write fans au out to every reader. Called by the publisher only.
 func (s *Stream) write(p *Publisher, au *AccessUnit) {
+	if au == nil || au.Track == nil || au.Track.Codec == nil {
+		return
+	}
+	video := au.Track.IsVideo()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.publisher != p {
 		return
 	}
 	s.stats.record(au)
-	if au.Track.IsVideo() && au.Key {
-		clear(s.gop)
-		s.gop = s.gop[:0]
-		s.gopValid = true
-	}
-	if s.gopValid && hasVideo(s.session.Tracks) {
-		if len(s.gop) < s.hub.cfg.GOPCacheLimit {
-			s.gop = append(s.gop, au)
-		} else {
+	if s.hasVideo {
+		if video && au.Key {
 			clear(s.gop)
 			s.gop = s.gop[:0]
-			s.gopValid = false
+			s.gopValid = true
+		}
+		if s.gopValid {
+			if len(s.gop) < s.hub.cfg.GOPCacheLimit {
+				s.gop = append(s.gop, au)
+			} else {
+				// Too long a GOP: stop caching until the next keyframe;
+				// readers that join meanwhile wait for that keyframe.
+				clear(s.gop)
+				s.gop = s.gop[:0]
+				s.gopValid = false
+			}
 		}
 	}
 	it := Item{AU: au}
-	for r := range s.readers {
-		s.push(r, it)
+	// push may drop r, which moves the last reader into slot i.
+	for i := 0; i < len(s.readers); {
+		r := s.readers[i]
+		if r.waitKey && video {
+			if !au.Key {
+				i++
+				continue
+			}
+			r.waitKey = false
+		}
+		if s.push(r, it) {
+			i++
+		}
 	}
 }
 
 // push queues it for r without blocking; a full queue drops the reader.
-// Called with s.mu held.
-func (s *Stream) push(r *Reader, it Item) {
+// It reports whether r is still attached. Called with s.mu held.
+func (s *Stream) push(r *Reader, it Item) bool {
 	select {
 	case r.queue <- it:
+		return true
 	default:
 		s.dropLocked(r, ErrSlowReader)
 		s.hub.log.Warn("reader dropped", "stream", s.name, "reader", r.info.ID, "kind", r.info.Kind,
 			"remote", r.info.RemoteAddr, "reason", ErrSlowReader.Error(), "queue", cap(r.queue))
+		return false
 	}
 }
 
+// dropLocked detaches r: its queue is closed so that Read returns what is
+// left in it and then err. Called with s.mu held; a no-op for a detached r.
 func (s *Stream) dropLocked(r *Reader, err error) {
-	if _, ok := s.readers[r]; !ok {
+	i := r.index
+	if i < 0 || i >= len(s.readers) || s.readers[i] != r {
 		return
 	}
-	delete(s.readers, r)
+	last := len(s.readers) - 1
+	s.readers[i] = s.readers[last]
+	s.readers[i].index = i
+	s.readers[last] = nil
+	s.readers = s.readers[:last]
+	r.index = -1
 	r.err = err
 	close(r.queue)
 }
@@ -171,17 +210,7 @@ func (s *Stream) dropLocked(r *Reader, err error) {
 // unpublish is called when p's connection ends.
 func (s *Stream) unpublish(p *Publisher, reason error) {
 	s.mu.Lock()
-	if s.publisher != p {
-		s.mu.Unlock()
-		return
-	}
-	s.publisher = nil
-	s.state = StateReconnecting
-	grace := s.hub.cfg.GracePeriod
-	s.hub.log.Info("unpublish", "stream", s.name, "protocol", p.session.Protocol, "remote", p.session.RemoteAddr,
-		"session", p.session.ID, "reason", errString(reason), "grace", grace)
-	if grace > 0 {
-		s.graceTimer = time.AfterFunc(grace, func() { s.graceExpired(p.session) })
+	if !s.unpublishLocked(p, reason) {
 		s.mu.Unlock()
 		return
 	}
@@ -189,19 +218,38 @@ func (s *Stream) unpublish(p *Publisher, reason error) {
 	s.end(ErrStreamEnded)
 }
 
-func (s *Stream) graceExpired(last *Session) {
-	s.mu.Lock()
-	stillWaiting := s.state == StateReconnecting && s.session == last
-	s.mu.Unlock()
-	if stillWaiting {
-		s.end(ErrStreamEnded)
+// unpublishLocked detaches p and starts the grace period. It reports whether
+// the stream must end now (no grace period). Called with s.mu held.
+func (s *Stream) unpublishLocked(p *Publisher, reason error) (endNow bool) {
+	if s.publisher != p || s.state != StateLive {
+		return false
 	}
+	s.publisher = nil
+	s.state = StateReconnecting
+	grace := s.hub.cfg.GracePeriod
+	s.hub.log.Info("unpublish", "stream", s.name, "protocol", p.session.Protocol, "remote", p.session.RemoteAddr,
+		"session", p.session.ID, "reason", errString(reason), "grace", grace)
+	if grace <= 0 {
+		return true
+	}
+	last := p.session
+	s.graceTimer = time.AfterFunc(grace, func() { s.graceExpired(last) })
+	return false
 }
 
-// end finishes the stream: readers drain their queues and then see reason.
-func (s *Stream) end(reason error) {
+// graceExpired runs on the grace timer. The stream ends only if no
+// publisher came back since last ended (the check and the end are atomic).
+func (s *Stream) graceExpired(last *Session) {
+	s.endIf(func() bool { return s.state == StateReconnecting && s.session == last }, ErrStreamEnded)
+}
+
+// end finishes the stream: readers drain their queues and then see
+// ErrStreamEnded; a connected publisher sees reason on Done.
+func (s *Stream) end(reason error) { s.endIf(nil, reason) }
+
+func (s *Stream) endIf(cond func() bool, reason error) {
 	s.mu.Lock()
-	if s.state == StateEnded {
+	if s.state == StateEnded || (cond != nil && !cond()) {
 		s.mu.Unlock()
 		return
 	}
@@ -212,24 +260,35 @@ func (s *Stream) end(reason error) {
 	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
+		s.graceTimer = nil
 	}
-	for r := range s.readers {
-		s.dropLocked(r, ErrStreamEnded)
+	for len(s.readers) > 0 {
+		s.dropLocked(s.readers[len(s.readers)-1], ErrStreamEnded)
 	}
 	s.gop = nil
-	close(s.ended)
-	s.mu.Unlock()
+	// Leave the hub before Ended closes, so that whoever waits on Ended
+	// finds the name free (lock order: Stream.mu, then Hub.mu).
 	s.hub.remove(s)
 	s.hub.log.Info("stream ended", "stream", s.name, "reason", errString(reason))
+	close(s.ended)
+	s.mu.Unlock()
 }
 
+// kick disconnects the publisher: its Done closes with ErrKicked, its
+// further writes are ignored, and the stream enters its grace period.
 func (s *Stream) kick() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.publisher == nil {
+	p := s.publisher
+	if p == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("kick %s: no publisher connected: %w", s.name, ErrNotFound)
 	}
-	s.publisher.stop(ErrKicked)
+	p.stop(ErrKicked)
+	endNow := s.unpublishLocked(p, ErrKicked)
+	s.mu.Unlock()
+	if endNow {
+		s.end(ErrKicked)
+	}
 	return nil
 }
 
@@ -265,14 +324,18 @@ func (p *Publisher) Stream() *Stream { return p.stream }
 // Session returns the publishing session.
 func (p *Publisher) Session() *Session { return p.session }
 
-// WriteUnit hands au to every reader. It never blocks on a reader.
+// WriteUnit hands au to every reader. It never blocks on a reader: a reader
+// whose queue is full is dropped with ErrSlowReader. It does not allocate.
+// Writes after Close, a kick or a takeover are ignored, and so is an au
+// without a track.
 func (p *Publisher) WriteUnit(au *AccessUnit) { p.stream.write(p, au) }
 
 // AddBytesIn counts bytes received from the encoder, for statistics.
 func (p *Publisher) AddBytesIn(n int) { p.stream.stats.bytesIn.Add(uint64(n)) }
 
 // Done is closed when the hub wants the publisher gone (kicked, taken
-// over, or server shutdown). The ingest code must then close its connection.
+// over, or server shutdown), and by Close. The ingest code must then close
+// its connection; the stream already ignores the publisher's writes.
 func (p *Publisher) Done() <-chan struct{} { return p.done }
 
 // Err tells why Done was closed.
@@ -291,14 +354,17 @@ func (p *Publisher) stop(reason error) {
 }
 
 // Close ends the session because the connection ended (reason may be nil).
-// The stream waits for a reconnect during the grace period.
+// The stream waits for a reconnect during the grace period. Close is
+// idempotent and safe after Done has closed.
 func (p *Publisher) Close(reason error) {
 	if p.closed.Swap(true) {
 		return
 	}
-	if r := p.Err(); r != nil && !errors.Is(reason, r) {
+	// If the hub already stopped p (kick, takeover, shutdown), that is the
+	// reason to report; otherwise reason becomes Err.
+	p.stop(reason)
+	if r := p.Err(); r != nil {
 		reason = r
 	}
-	p.stop(reason)
 	p.stream.unpublish(p, reason)
 }

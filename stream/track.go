@@ -85,7 +85,7 @@ func (t *Track) Resolution() (width, height int) {
 func (t *Track) AudioFormat() (sampleRate, channels int) {
 	switch c := t.Codec.(type) {
 	case *codecs.MPEG4Audio:
-		return c.Config.SampleRate, c.Config.ChannelCount
+		return c.Config.SampleRate, aacChannels(c)
 	case *codecs.Opus:
 		return 48000, c.ChannelCount
 	}
@@ -104,4 +104,19 @@ type AccessUnit struct {
 	// Key marks a random access point. Every audio frame is one.
 	Key     bool
 	Payload []byte
+}
+
+// aacChannels reads the channel count whether the config was parsed (both
+// fields set) or built by hand with only ChannelConfig.
+func aacChannels(c *codecs.MPEG4Audio) int {
+	if n := c.Config.ChannelCount; n != 0 { //nolint:staticcheck // still filled by Unmarshal
+		return n
+	}
+	switch cc := c.Config.ChannelConfig; {
+	case cc >= 1 && cc <= 6:
+		return int(cc)
+	case cc == 7:
+		return 8
+	}
+	return 0
 }
