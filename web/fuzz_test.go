@@ -1,0 +1,39 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mps-dev/mps/stream"
+)
+
+// FuzzStreamPath sends arbitrary names to the stream endpoints: the answer
+// is 200 only for a valid name of an existing stream, and never a 5xx.
+func FuzzStreamPath(f *testing.F) {
+	for _, s := range []string{"live/cam1", "live/../cam1", "live/cam%201", "", "live//x", "%2e%2e/x", "live/cam1/"} {
+		f.Add(s)
+	}
+	fx := newFixture(f, "", nil)
+	if _, err := fx.hub.Publish("live/cam1", []*stream.Track{h264Track()}, stream.PublishOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
+			req, err := http.NewRequest(method, "http://mps/api/v1/streams/"+name, nil)
+			if err != nil || !strings.HasPrefix(req.URL.Path, "/api/v1/streams/") {
+				return
+			}
+			req.RemoteAddr = loopbackAddr
+			rec := httptest.NewRecorder()
+			fx.srv.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("%s %q: %d %s", method, name, rec.Code, rec.Body)
+			}
+			if method == http.MethodGet && rec.Code == http.StatusOK && req.URL.Path != "/api/v1/streams/live/cam1" {
+				t.Fatalf("GET %q (path %q) found a stream", name, req.URL.Path)
+			}
+		}
+	})
+}

@@ -1,0 +1,170 @@
+package web
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mps-dev/mps/stream"
+)
+
+const openAPIPath = "../api/openapi.yaml"
+
+type openAPIDoc struct {
+	OpenAPI    string                                 `yaml:"openapi"`
+	Paths      map[string]map[string]yaml.Node        `yaml:"paths"`
+	Components struct{ Schemas map[string]schemaDoc } `yaml:"components"`
+}
+
+type schemaDoc struct {
+	Type       string               `yaml:"type"`
+	Format     string               `yaml:"format"`
+	Required   []string             `yaml:"required"`
+	Properties map[string]schemaDoc `yaml:"properties"`
+	Items      *schemaDoc           `yaml:"items"`
+	Ref        string               `yaml:"$ref"`
+}
+
+func loadOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	b, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", openAPIPath, err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
+	}
+	return doc
+}
+
+// TestOpenAPIListsEveryRoute keeps api/openapi.yaml and the router in step:
+// every route is documented, and every documented operation exists.
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	doc := loadOpenAPI(t)
+	f := newFixture(t, "", nil)
+
+	var routes []string
+	for _, r := range f.srv.echo.Routes() {
+		path := r.Path
+		if p, ok := strings.CutSuffix(path, "/*"); ok {
+			path = p + "/{name}"
+		}
+		routes = append(routes, strings.ToLower(r.Method)+" "+path)
+	}
+	var documented []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+				documented = append(documented, method+" "+path)
+			}
+		}
+	}
+	slices.Sort(routes)
+	slices.Sort(documented)
+	routes = slices.Compact(routes)
+	for _, r := range routes {
+		if !slices.Contains(documented, r) {
+			t.Errorf("route %q is not in %s", r, openAPIPath)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(routes, d) {
+			t.Errorf("%s documents %q, which the server does not route", openAPIPath, d)
+		}
+	}
+}
+
+// TestOpenAPISchemasMatchJSON checks that each schema has exactly the JSON
+// fields of its Go type, with matching types, and requires exactly the
+// fields that are never omitted.
+func TestOpenAPISchemasMatchJSON(t *testing.T) {
+	doc := loadOpenAPI(t)
+	for name, typ := range map[string]reflect.Type{
+		"Stream": reflect.TypeFor[stream.Info](),
+		"Track":  reflect.TypeFor[stream.TrackInfo](),
+		"Reader": reflect.TypeFor[stream.ReaderInfo](),
+		"Error":  reflect.TypeFor[ErrorBody](),
+	} {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is missing", name)
+			continue
+		}
+		checkSchema(t, name, schema, typ)
+	}
+}
+
+func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type) {
+	t.Helper()
+	if schema.Type != "object" {
+		t.Errorf("%s: type %q, want object", name, schema.Type)
+	}
+	var required []string
+	fields := map[string]reflect.StructField{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "" || tag == "-" {
+			t.Fatalf("%s.%s has no JSON name", typ, f.Name)
+		}
+		fields[tag] = f
+		if !strings.Contains(opts, "omitempty") {
+			required = append(required, tag)
+		}
+	}
+	for tag, f := range fields {
+		prop, ok := schema.Properties[tag]
+		if !ok {
+			t.Errorf("%s: property %q (%s.%s) is missing", name, tag, typ, f.Name)
+			continue
+		}
+		if want := openAPIType(f.Type); prop.Type != want {
+			t.Errorf("%s.%s: type %q, want %q", name, tag, prop.Type, want)
+		}
+		if f.Type == reflect.TypeFor[time.Time]() && prop.Format != "date-time" {
+			t.Errorf("%s.%s: format %q, want date-time", name, tag, prop.Format)
+		}
+	}
+	for tag := range schema.Properties {
+		if _, ok := fields[tag]; !ok {
+			t.Errorf("%s: property %q is not in %s's JSON", name, tag, typ)
+		}
+	}
+	slices.Sort(required)
+	got := slices.Sorted(slices.Values(schema.Required))
+	if !slices.Equal(got, required) {
+		t.Errorf("%s: required %v, want %v (the fields without omitempty)", name, got, required)
+	}
+}
+
+// openAPIType is the JSON Schema type encoding/json gives a Go type.
+func openAPIType(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Time]() {
+		return "string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	default:
+		return "object"
+	}
+}

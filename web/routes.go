@@ -1,0 +1,36 @@
+package web
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Paths served by the router. The OpenAPI document (api/openapi.yaml) lists
+// the same routes; a test keeps the two in step.
+const (
+	pathHealth  = "/healthz"
+	pathMetrics = "/metrics"
+	pathAPI     = "/api/v1"
+)
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	// Only the connection's own address counts: a client cannot claim to
+	// be on loopback through X-Forwarded-For.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.authorize)
+
+	e.GET(pathHealth, s.health)
+	e.GET(pathMetrics, echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorLog: promLogger{s.log},
+	})))
+
+	api := e.Group(pathAPI)
+	api.GET("/streams", s.listStreams)
+	api.GET("/streams/*", s.getStream)
+	api.DELETE("/streams/*", s.kickStream)
+	return e
+}

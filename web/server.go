@@ -1,0 +1,99 @@
+// Package web is MPS's HTTP front: the admin API (/api/v1/...), /healthz
+// and /metrics, with every other path handed to the playback handler (the
+// packager's LL-HLS and DASH routes).
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mps-dev/mps/stream"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Hub is the stream hub the API reports on and acts on. Required.
+	Hub *stream.Hub
+	// Playback serves every path outside the API, such as
+	// /live/cam1/index.m3u8. Nil answers those paths with 404.
+	Playback http.Handler
+	// Token is the bearer token the API and /metrics require. Empty means
+	// they answer loopback clients only.
+	Token string
+	// Logger receives the request log (at debug level) and server errors.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the HTTP handler of an MPS server.
+type Server struct {
+	hub      *stream.Hub
+	token    string
+	log      *slog.Logger
+	echo     *echo.Echo
+	playback http.Handler
+	registry *prometheus.Registry
+	handler  http.Handler
+}
+
+// New builds the handler. Its metrics registry is its own: several servers
+// can live in one process.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hub == nil {
+		return nil, errors.New("web: Config.Hub is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	playback := cfg.Playback
+	if playback == nil {
+		playback = http.NotFoundHandler()
+	}
+	s := &Server{
+		hub:      cfg.Hub,
+		token:    cfg.Token,
+		log:      log,
+		playback: withCORS(playback),
+	}
+	reg, err := newRegistry(cfg.Hub)
+	if err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
+	s.registry = reg
+	s.echo = s.routes()
+	s.handler = withRequestLog(log, http.HandlerFunc(s.dispatch))
+	return s, nil
+}
+
+// Registry is the Prometheus registry behind /metrics. Other components may
+// register their own collectors on it.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// ServeHTTP serves the API, health, metrics and playback.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// dispatch sends API paths to the router and everything else to playback,
+// so that the API's JSON errors and the playback handler's own answers
+// never mix.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if isAPIPath(r.URL.Path) {
+		s.echo.ServeHTTP(w, r)
+		return
+	}
+	s.playback.ServeHTTP(w, r)
+}
+
+// isAPIPath reports whether path belongs to the router rather than to
+// playback.
+func isAPIPath(path string) bool {
+	return path == pathHealth || path == pathMetrics || path == "/api" || strings.HasPrefix(path, "/api/")
+}
