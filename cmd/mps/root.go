@@ -1,0 +1,29 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// newRootCommand builds the command tree. Output goes to stdout and
+// stderr, so that tests can run commands in-process.
+func newRootCommand(version string, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mps",
+		Short: "MPS media server: RTMP ingest, LL-HLS and DASH playback, admin API",
+		Long: "MPS takes live streams from encoders over RTMP and serves them to players as\n" +
+			"low-latency HLS and DASH, with an admin API and Prometheus metrics.\n\n" +
+			"Start it with `mps serve`.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newServeCommand(version, stderr),
+		newSignKeyCommand(stdout, stderr),
+		newVersionCommand(version, stdout),
+	)
+	return root
+}

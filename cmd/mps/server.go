@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mps-dev/mps/config"
+	"github.com/mps-dev/mps/ingest/rtmp"
+	"github.com/mps-dev/mps/packager"
+	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/web"
+)
+
+// shutdownTimeout bounds how long in-flight HTTP requests may take to
+// finish once the server is asked to stop.
+const shutdownTimeout = 5 * time.Second
+
+// server is one running MPS: the hub with its packager, the RTMP listener
+// and the HTTP listener.
+type server struct {
+	log      *slog.Logger
+	hub      *stream.Hub
+	packager *packager.Packager
+	rtmp     *rtmp.Server // nil when RTMP is disabled
+	http     *http.Server
+	httpLn   net.Listener
+	// cancelRequests cancels the context of every HTTP request, so that
+	// blocking playlist requests return at shutdown.
+	cancelRequests context.CancelFunc
+	httpDone       chan error
+}
+
+// startServer starts every component of cfg and returns once all of them
+// listen. On error, whatever was started is stopped again.
+func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
+	s := &server{log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	s.hub = stream.NewHub(hubConfig(cfg.Hub, log))
+	s.packager = packager.New(s.hub, packagerConfig(cfg.Packager, log))
+
+	api, err := web.New(web.Config{Hub: s.hub, Playback: s.packager, Token: cfg.API.Token, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+
+	if cfg.RTMP.Enabled {
+		s.rtmp = &rtmp.Server{
+			Addr:   cfg.RTMP.Address,
+			Hub:    s.hub,
+			Auth:   authPolicy(cfg.Applications),
+			Logger: log,
+		}
+		if err := s.rtmp.Initialize(); err != nil {
+			s.rtmp = nil
+			return nil, err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Address)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Address, err)
+	}
+	s.httpLn = ln
+	reqCtx, cancel := context.WithCancel(context.Background())
+	s.cancelRequests = cancel
+	s.http = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	s.httpDone = make(chan error, 1)
+	go func() { s.httpDone <- s.http.Serve(ln) }()
+
+	s.logReady(cfg)
+	return s, nil
+}
+
+// logReady logs the addresses actually bound, which differ from the
+// configured ones when a port is 0.
+func (s *server) logReady(cfg *config.Config) {
+	attrs := []any{"http", s.httpLn.Addr().String()}
+	if s.rtmp != nil {
+		attrs = append(attrs, "rtmp", s.rtmp.ListenAddr().String())
+	} else {
+		attrs = append(attrs, "rtmp", "disabled")
+	}
+	apiAccess := "bearer token"
+	if cfg.API.Token == "" {
+		apiAccess = "loopback clients only (no api.token)"
+	}
+	attrs = append(attrs, "api_access", apiAccess)
+	s.log.Info("mps ready", attrs...)
+}
+
+// HTTPAddr is the address the HTTP listener is bound to.
+func (s *server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+
+// RTMPAddr is the address the RTMP listener is bound to, or nil.
+func (s *server) RTMPAddr() net.Addr {
+	if s.rtmp == nil {
+		return nil
+	}
+	return s.rtmp.ListenAddr()
+}
+
+// run serves until ctx ends or the HTTP listener fails, then shuts down.
+func (s *server) run(ctx context.Context) error {
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("mps stopping", "reason", context.Cause(ctx))
+	case err := <-s.httpDone:
+		s.httpDone <- err
+		serveErr = fmt.Errorf("http server: %w", err)
+		s.log.Error("http server failed", "error", err)
+	}
+	s.close()
+	s.log.Info("mps stopped")
+	return serveErr
+}
+
+// close stops the components in order: no new publishers, then no new
+// requests (in-flight ones get shutdownTimeout), then packaging, then the
+// hub. It is safe on a partly started server.
+func (s *server) close() {
+	if s.rtmp != nil {
+		s.rtmp.Close()
+	}
+	if s.http != nil {
+		s.cancelRequests()
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("http shutdown", "error", err)
+			_ = s.http.Close()
+		}
+		cancel()
+		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Debug("http serve ended", "error", err)
+		}
+	} else if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+	if s.packager != nil {
+		s.packager.Close()
+	}
+	if s.hub != nil {
+		s.hub.Close()
+	}
+}
