@@ -53,7 +53,9 @@ type App struct {
 	SigningSecret string
 	// AllowLoopbackWithoutKey accepts a publisher that gives no key when it
 	// connects from a loopback address. From any other address a key is
-	// always required.
+	// always required, and a key that is given is always checked. An App
+	// with no Keys, no SigningSecret and no loopback exception refuses
+	// every publisher.
 	AllowLoopbackWithoutKey bool
 	// Takeover lets a new publisher replace the live one on a name instead
 	// of being refused.

@@ -200,7 +200,28 @@ type received struct {
 	keys     map[string]int // keyframes per codec
 	firstKey map[string]bool
 	lastDTS  map[*stream.Track]time.Duration
+	maxGap   map[string]time.Duration // largest DTS step between consecutive units
 	err      error
+}
+
+// continuous fails the test unless the reader saw one session, at least
+// the given number of units per codec, and no DTS gap longer than 200 ms
+// (a dropped frame or a stall in the ingest). Counts depend on the
+// machine's load, so callers ask for about half of the nominal rate; the
+// gap check is what proves that nothing was lost.
+func (rc *received) continuous(t *testing.T, min map[string]int) {
+	t.Helper()
+	if rc.sessions != 1 {
+		t.Fatalf("reader saw %d sessions, want 1", rc.sessions)
+	}
+	for codec, n := range min {
+		if rc.units[codec] < n {
+			t.Fatalf("got %d %s units, want at least %d", rc.units[codec], codec, n)
+		}
+		if gap := rc.maxGap[codec]; gap > 200*time.Millisecond {
+			t.Fatalf("%s stream has a %v gap", codec, gap)
+		}
+	}
 }
 
 // readFor reads st for d (or until the stream ends) and checks that every
@@ -219,6 +240,7 @@ func readFor(t *testing.T, st *stream.Stream, d time.Duration) *received {
 		keys:     map[string]int{},
 		firstKey: map[string]bool{},
 		lastDTS:  map[*stream.Track]time.Duration{},
+		maxGap:   map[string]time.Duration{},
 	}
 	for {
 		it, err := rd.Read(ctx)
@@ -243,8 +265,11 @@ func readFor(t *testing.T, st *stream.Stream, d time.Duration) *received {
 		if au.Key {
 			rc.keys[name]++
 		}
-		if last, ok := rc.lastDTS[au.Track]; ok && au.DTS < last {
-			t.Errorf("%s DTS went backwards: %v after %v", name, au.DTS, last)
+		if last, ok := rc.lastDTS[au.Track]; ok {
+			if au.DTS < last {
+				t.Errorf("%s DTS went backwards: %v after %v", name, au.DTS, last)
+			}
+			rc.maxGap[name] = max(rc.maxGap[name], au.DTS-last)
 		}
 		if au.PTS < au.DTS {
 			t.Errorf("%s PTS %v before DTS %v", name, au.PTS, au.DTS)

