@@ -226,7 +226,11 @@ func (p *Packager) serveMedia(ctx context.Context, w http.ResponseWriter, r *htt
 	upcoming := mf.msn >= m.nextMSN-min(m.nextMSN, 1) && mf.msn <= m.nextMSN
 	m.mu.RUnlock()
 	if upcoming {
-		m.waitFor(ctx, ready)
+		// A complete segment gains no more parts: stop waiting then.
+		m.waitFor(ctx, func() bool {
+			s := m.findSegment(mf.msn)
+			return ready() || s != nil && s.complete
+		})
 	}
 	m.mu.RLock()
 	var chunks [][]byte
