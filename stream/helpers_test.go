@@ -1,41 +1,23 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // waitTimeout bounds every wait in these tests. It is a deadlock detector,
 // not a performance threshold: anything healthy finishes far sooner.
 const waitTimeout = 10 * time.Second
-
-// logBuffer collects log output so tests can check what was logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // checkGoroutines fails the test if goroutines started during it are still
 // running once every cleanup registered after it has run. Call it first.
@@ -62,9 +44,9 @@ func checkGoroutines(t testing.TB) {
 
 // newTestHub returns a hub that logs into the returned buffer and is closed
 // when the test ends.
-func newTestHub(t testing.TB, cfg HubConfig) (*Hub, *logBuffer) {
+func newTestHub(t testing.TB, cfg HubConfig) (*Hub, *testutil.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // freePort returns a loopback address that was free a moment ago.
@@ -44,7 +46,7 @@ func TestBinaryServeWithEnv(t *testing.T) {
 		"MPS_API_TOKEN=env-token",
 		"MPS_LOG_LEVEL=debug",
 	)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,33 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // waitTimeout bounds every wait; healthy runs finish far sooner.
 const waitTimeout = 20 * time.Second
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testConfig is the default configuration on free loopback ports.
 func testConfig() *config.Config {
@@ -47,12 +29,12 @@ func testConfig() *config.Config {
 }
 
 // startTestServer starts a server and stops it when the test ends.
-func startTestServer(t *testing.T, cfg *config.Config) (*server, *syncBuffer) {
+func startTestServer(t *testing.T, cfg *config.Config) (*server, *testutil.LogBuffer) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	srv, err := startServer(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +138,7 @@ func ffmpegPublish(t *testing.T, url string, seconds int) *exec.Cmd {
 		"-t", time.Duration(seconds*int(time.Second)).String(),
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-f", "flv", url)
-	cmd.Stderr = &syncBuffer{}
+	cmd.Stderr = &testutil.LogBuffer{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -49,12 +49,12 @@ func TestPublishRefusals(t *testing.T) {
 		{"open/" + strings.Repeat("x", stream.MaxNameLength), "open/xxx", "invalid stream name"},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
-			before := len(e.logs.lines("publish refused"))
+			before := len(e.logs.Lines("publish refused"))
 			_, err := dialPublish(t, e.url(tc.target))
 			if err == nil {
 				t.Fatal("publish accepted")
 			}
-			lines := e.logs.lines("publish refused")
+			lines := e.logs.Lines("publish refused")
 			if len(lines) != before+1 {
 				t.Fatalf("%d new refusal lines, want 1:\n%s", len(lines)-before, strings.Join(lines[before:], "\n"))
 			}
@@ -119,7 +119,7 @@ func TestPublishAccepted(t *testing.T) {
 	if len(infos) != 0 {
 		t.Fatalf("OnPublish called %d extra times", len(infos))
 	}
-	if n := len(e.logs.lines("publish refused")); n != 0 {
+	if n := len(e.logs.Lines("publish refused")); n != 0 {
 		t.Fatalf("%d refusals logged", n)
 	}
 }
@@ -145,10 +145,10 @@ func TestRefusedPublishersDoNotDisturbLiveStream(t *testing.T) {
 	if !strings.Contains(wrongKey.stderr.String(), "wrong key") {
 		t.Errorf("ffmpeg does not show the reason:\n%s", wrongKey.stderr.String())
 	}
-	if len(e.logs.lines("publish refused", "stream=live/good", `reason="already publishing"`)) != 1 {
+	if len(e.logs.Lines("publish refused", "stream=live/good", `reason="already publishing"`)) != 1 {
 		t.Errorf("second publisher refusal not logged once")
 	}
-	if len(e.logs.lines("publish refused", "stream=live/bad", `reason="wrong key"`)) != 1 {
+	if len(e.logs.Lines("publish refused", "stream=live/bad", `reason="wrong key"`)) != 1 {
 		t.Errorf("wrong key refusal not logged once")
 	}
 
@@ -186,7 +186,7 @@ func TestTakeover(t *testing.T) {
 	if err := second.wait(t, 15*time.Second); err != nil {
 		t.Fatalf("second publisher failed: %v\n%s", err, second.stderr.String())
 	}
-	if len(e.logs.lines("unpublish", "live/cam", stream.ErrTakenOver.Error())) == 0 {
+	if len(e.logs.Lines("unpublish", "live/cam", stream.ErrTakenOver.Error())) == 0 {
 		t.Fatal("takeover not logged")
 	}
 }

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,46 +20,14 @@ import (
 
 	"github.com/mps-dev/mps/ingest/auth"
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testutil"
 )
-
-// logBuffer collects log output from the server and the hub.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines that contain every one of parts.
-func (b *logBuffer) lines(parts ...string) []string {
-	var out []string
-	for line := range strings.SplitSeq(b.String(), "\n") {
-		ok := line != ""
-		for _, p := range parts {
-			ok = ok && strings.Contains(line, p)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
 
 type testEnv struct {
 	t    *testing.T
 	srv  *Server
 	hub  *stream.Hub
-	logs *logBuffer
+	logs *testutil.LogBuffer
 	port int
 }
 
@@ -74,7 +40,7 @@ func newEnv(t *testing.T, policy *auth.Policy, configure ...func(*Server)) *test
 
 func newEnvWithHub(t *testing.T, hubCfg stream.HubConfig, policy *auth.Policy, configure ...func(*Server)) *testEnv {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hubCfg.Logger = log
 	hub := stream.NewHub(hubCfg)
@@ -109,7 +75,7 @@ func needFFmpeg(t *testing.T) {
 // pusher is an ffmpeg process publishing test media.
 type pusher struct {
 	cmd    *exec.Cmd
-	stderr *logBuffer
+	stderr *testutil.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -137,7 +103,7 @@ func push(t *testing.T, url string, dur time.Duration, input, codecs []string) *
 	args = append(args, "-t", fmt.Sprintf("%.1f", dur.Seconds()))
 	args = append(args, codecs...)
 	args = append(args, "-f", "flv", url)
-	p := &pusher{cmd: exec.Command("ffmpeg", args...), stderr: &logBuffer{}, done: make(chan struct{})}
+	p := &pusher{cmd: exec.Command("ffmpeg", args...), stderr: &testutil.LogBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start ffmpeg: %v", err)
@@ -411,7 +377,7 @@ func (e *testEnv) waitLog(timeout time.Duration, parts ...string) string {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if lines := e.logs.lines(parts...); len(lines) > 0 {
+		if lines := e.logs.Lines(parts...); len(lines) > 0 {
 			return lines[0]
 		}
 		if time.Now().After(deadline) {

@@ -146,7 +146,7 @@ func TestKickDisconnectsPublisher(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream did not end after the kick")
 	}
-	if len(e.logs.lines("unpublish", "live/kick", stream.ErrKicked.Error())) == 0 {
+	if len(e.logs.Lines("unpublish", "live/kick", stream.ErrKicked.Error())) == 0 {
 		t.Fatalf("no unpublish line with the kick reason")
 	}
 }

@@ -105,10 +105,10 @@ func TestGarbageDoesNotDisturbLiveStream(t *testing.T) {
 
 	rc := <-got
 	rc.continuous(t, map[string]int{"h264": 75, "aac": 100}) // 5 s: 150 and 215 nominal
-	if n := len(e.logs.lines("rtmp connection panic")); n != 0 {
+	if n := len(e.logs.Lines("rtmp connection panic")); n != 0 {
 		t.Fatalf("%d connections panicked:\n%s", n, e.logs.String())
 	}
-	if n := len(e.logs.lines("level=WARN", "rtmp connection failed")); n < len(clients)-2 {
+	if n := len(e.logs.Lines("level=WARN", "rtmp connection failed")); n < len(clients)-2 {
 		// A client whose bytes happen to form valid messages may end another way.
 		t.Fatalf("%d connection failures logged for %d garbage clients", n, len(clients))
 	}
@@ -251,7 +251,7 @@ func TestH264ParameterChangeStartsNewSession(t *testing.T) {
 	if bytes.Contains(it.AU.Payload, large.sps) {
 		t.Fatal("SPS left in the sample")
 	}
-	if n := len(e.logs.lines("starting a new session", "live/resize")); n != 1 {
+	if n := len(e.logs.Lines("starting a new session", "live/resize")); n != 1 {
 		t.Fatalf("%d parameter change lines", n)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // fanoutResult is one phase of BenchmarkFanout.
@@ -85,7 +87,7 @@ func runFanout(b *testing.B, readers int, warmup, window time.Duration) *fanoutR
 	indexURL := s.URL("/" + name + "/index.m3u8")
 	probe := newHTTPClient(4)
 	if err := waitHTTP(ctx, probe, s.URL("/"+name+"/t0.m3u8"), 30*time.Second); err != nil {
-		b.Fatalf("%v\npublisher: %s\nmps: %s", err, tail(pub.Stderr.String(), 20), tail(s.Log.String(), 20))
+		b.Fatalf("%v\npublisher: %s\nmps: %s", err, testutil.Tail(pub.Stderr.String(), 20), testutil.Tail(s.Log.String(), 20))
 	}
 
 	// Readers join over two seconds, as players would, not in one instant.
@@ -114,7 +116,7 @@ func runFanout(b *testing.B, readers int, warmup, window time.Duration) *fanoutR
 	cancel()
 	wg.Wait()
 	if !pub.Running() {
-		b.Errorf("the ffmpeg publisher stopped during the phase:\n%s", tail(pub.Stderr.String(), 20))
+		b.Errorf("the ffmpeg publisher stopped during the phase:\n%s", testutil.Tail(pub.Stderr.String(), 20))
 	}
 	r.problems = s.Problems()
 	// Not timing thresholds: a player must get every part it asks for.

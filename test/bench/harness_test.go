@@ -7,13 +7,10 @@ package bench
 // ffmpeg, settings from the environment and small statistics.
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 var (
@@ -40,7 +39,7 @@ func TestMain(m *testing.M) {
 	// garbage less often, so that they take less of it.
 	debug.SetGCPercent(400)
 	code := func() int {
-		root, err := findRepoRoot()
+		root, err := testutil.RepoRoot()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
@@ -64,23 +63,6 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // ---------------------------------------------------------------------------
@@ -124,46 +106,6 @@ func phaseTimes(tb testing.TB) (warmup, window time.Duration) {
 // ---------------------------------------------------------------------------
 // Process output
 
-// logBuffer collects a process's output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the lines that contain any of subs.
-func (b *logBuffer) Lines(subs ...string) []string {
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		for _, s := range subs {
-			if strings.Contains(line, s) {
-				out = append(out, line)
-				break
-			}
-		}
-	}
-	return out
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // ---------------------------------------------------------------------------
 // The server
 
@@ -178,21 +120,10 @@ log:
 type server struct {
 	RTMPAddr string
 	HTTPAddr string
-	Log      *logBuffer
+	Log      *testutil.LogBuffer
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	exitErr  error
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startServer starts mps with config merged over the defaults and waits for
@@ -210,7 +141,7 @@ func startServer(tb testing.TB, config string) *server {
 				s.Stop(tb)
 				for _, bad := range []string{"panic:", "fatal error:", "DATA RACE"} {
 					if strings.Contains(s.Log.String(), bad) {
-						tb.Errorf("mps log contains %q:\n%s", bad, tail(s.Log.String(), 80))
+						tb.Errorf("mps log contains %q:\n%s", bad, testutil.Tail(s.Log.String(), 80))
 					}
 				}
 			})
@@ -232,9 +163,9 @@ func tryStartServer(tb testing.TB, config string) (*server, error) {
 		return nil, err
 	}
 	s := &server{
-		RTMPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(tb)),
-		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(tb)),
-		Log:      &logBuffer{},
+		RTMPAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(tb)),
+		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(tb)),
+		Log:      &testutil.LogBuffer{},
 		exited:   make(chan struct{}),
 	}
 	s.cmd = exec.Command(mpsBin, "serve", "--config", cfgPath)
@@ -254,7 +185,7 @@ func tryStartServer(tb testing.TB, config string) (*server, error) {
 	for {
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("mps exited before it was healthy (%v):\n%s", s.exitErr, tail(s.Log.String(), 40))
+			return nil, fmt.Errorf("mps exited before it was healthy (%v):\n%s", s.exitErr, testutil.Tail(s.Log.String(), 40))
 		default:
 		}
 		resp, err := client.Get("http://" + s.HTTPAddr + "/healthz")
@@ -268,7 +199,7 @@ func tryStartServer(tb testing.TB, config string) (*server, error) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-s.exited
-			return nil, fmt.Errorf("mps not healthy after 30 s:\n%s", tail(s.Log.String(), 40))
+			return nil, fmt.Errorf("mps not healthy after 30 s:\n%s", testutil.Tail(s.Log.String(), 40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -310,7 +241,7 @@ func (s *server) RTMPURL(name string) string { return "rtmp://" + s.RTMPAddr + "
 
 // Problems returns the server's warning and error log lines.
 func (s *server) Problems() []string {
-	return s.Log.Lines("level=WARN", "level=ERROR", "panic:")
+	return s.Log.LinesWithAny("level=WARN", "level=ERROR", "panic:")
 }
 
 // ---------------------------------------------------------------------------
@@ -319,7 +250,7 @@ func (s *server) Problems() []string {
 // proc is a running child process.
 type proc struct {
 	cmd    *exec.Cmd
-	Stderr *logBuffer
+	Stderr *testutil.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -327,7 +258,7 @@ type proc struct {
 // startProc runs name with args until Stop or cleanup.
 func startProc(tb testing.TB, name string, args ...string) *proc {
 	tb.Helper()
-	p := &proc{cmd: exec.Command(name, args...), Stderr: &logBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(name, args...), Stderr: &testutil.LogBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout = p.Stderr
 	p.cmd.Stderr = p.Stderr
 	if err := p.cmd.Start(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // ingestResult is one phase of BenchmarkIngest.
@@ -93,7 +95,7 @@ func runFFmpegHLS(b *testing.B, warmup, window time.Duration) *ingestResult {
 		"-hls_segment_type", "fmp4", filepath.Join(dir, "index.m3u8"))
 	time.Sleep(warmup)
 	if !p.Running() {
-		b.Fatalf("ffmpeg hls exited: %s", tail(p.Stderr.String(), 20))
+		b.Fatalf("ffmpeg hls exited: %s", testutil.Tail(p.Stderr.String(), 20))
 	}
 	meter := startMeter(b, p.PID())
 	time.Sleep(window)
@@ -132,7 +134,7 @@ func runIngest(b *testing.B, src *source, n int, warmup, window time.Duration) *
 	for i := range pubs {
 		u := s.URL(fmt.Sprintf("/live/in%d/t0.m3u8", i))
 		if err := waitHTTP(ctx, client, u, 30*time.Second); err != nil {
-			b.Fatalf("stream %d: %v\nmps: %s", i, err, tail(s.Log.String(), 20))
+			b.Fatalf("stream %d: %v\nmps: %s", i, err, testutil.Tail(s.Log.String(), 20))
 		}
 	}
 	time.Sleep(warmup)

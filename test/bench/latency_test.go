@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // BenchmarkLatency measures how long after a publisher writes a video frame
@@ -99,7 +101,7 @@ func runLatency(b *testing.B, src *source, readers int, warmup, window time.Dura
 	mediaURL := s.URL("/" + name + "/t0.m3u8")
 	client := newHTTPClient(4)
 	if err := waitHTTP(ctx, client, mediaURL, 30*time.Second); err != nil {
-		b.Fatalf("%v\nmps: %s", err, tail(s.Log.String(), 20))
+		b.Fatalf("%v\nmps: %s", err, testutil.Tail(s.Log.String(), 20))
 	}
 	playable := time.Now()
 	f := &follower{client: client, url: mediaURL, stats: newClientStats()}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // TestAPI checks what an operator sees: the stream list with codecs,
@@ -114,7 +116,7 @@ func TestAPI(t *testing.T) {
 			}
 		}
 		if len(series) == 0 {
-			t.Errorf("/metrics has no mps_ series:\n%s", tail(body, 40))
+			t.Errorf("/metrics has no mps_ series:\n%s", testutil.Tail(body, 40))
 		}
 		for _, want := range []string{"mps_streams ", `mps_stream_up{stream="` + name + `"} 1`, `mps_stream_frames_per_second{stream="` + name + `"`} {
 			if !strings.Contains(body, want) {

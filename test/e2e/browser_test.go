@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // playResult is what test/browser/play.mjs prints.
@@ -62,7 +64,7 @@ func browserDir(t *testing.T) string {
 		}
 		t.Skip(msg)
 	}
-	requireTools(t, "node")
+	testutil.RequireTools(t, "node")
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
@@ -162,12 +164,12 @@ func runPlayer(t *testing.T, ctx context.Context, dir, player, u string, advance
 	}
 	var res playResult
 	if jerr := json.Unmarshal([]byte(out), &res); jerr != nil {
-		t.Fatalf("node play.mjs (%s %s): %v; output not JSON (%v):\n%s\nstderr:\n%s", player, u, err, jerr, out, tail(stderr.String(), 30))
+		t.Fatalf("node play.mjs (%s %s): %v; output not JSON (%v):\n%s\nstderr:\n%s", player, u, err, jerr, out, testutil.Tail(stderr.String(), 30))
 	}
 	t.Logf("%s: currentTime %.2f -> %.2f (advanced %.2f s), frames %d -> %d, %dx%d",
 		player, res.StartTime, res.EndTime, res.Advanced, res.FramesStart, res.FramesEnd, res.VideoWidth, res.VideoHeight)
 	if err != nil || !res.OK {
-		t.Errorf("%s playback of %s failed: %v: %s\nfull result:\n%s\nstderr:\n%s", player, u, err, res.Error, out, tail(stderr.String(), 30))
+		t.Errorf("%s playback of %s failed: %v: %s\nfull result:\n%s\nstderr:\n%s", player, u, err, res.Error, out, testutil.Tail(stderr.String(), 30))
 	}
 	if len(res.ExternalRequests) > 0 {
 		t.Errorf("%s: the page tried to reach other hosts: %v", player, res.ExternalRequests)

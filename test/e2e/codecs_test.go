@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/test/rtmppub"
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // TestEnhancedRTMPCodecs publishes H.265, AV1 and VP9 video over Enhanced
@@ -16,7 +17,7 @@ import (
 // checks that the HLS and DASH output play with the right codec and size.
 func TestEnhancedRTMPCodecs(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "ffmpeg", "ffprobe")
+	testutil.RequireTools(t, "ffmpeg", "ffprobe")
 	s := startServer(t, serverOptions{Config: fastConfig})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -105,10 +106,10 @@ func checkDecodeSize(t *testing.T, what string, res decodeResult, dur time.Durat
 	t.Helper()
 	t.Logf("%s: decoded %d video frames (%s)", what, res.VideoFrames, res.VideoSize)
 	if res.Err != nil {
-		t.Errorf("%s: ffmpeg failed: %v\n%s", what, res.Err, tail(res.Stderr, 30))
+		t.Errorf("%s: ffmpeg failed: %v\n%s", what, res.Err, testutil.Tail(res.Stderr, 30))
 	}
 	if lines := errorLines(res.Stderr); len(lines) > 0 {
-		t.Errorf("%s: ffmpeg reported %d error lines:\n%s", what, len(lines), tail(strings.Join(lines, "\n"), 30))
+		t.Errorf("%s: ffmpeg reported %d error lines:\n%s", what, len(lines), testutil.Tail(strings.Join(lines, "\n"), 30))
 	}
 	if min := int(dur.Seconds() * 30 * 2 / 3); res.VideoFrames < min {
 		t.Errorf("%s: decoded %d video frames in %v, want >= %d", what, res.VideoFrames, dur, min)

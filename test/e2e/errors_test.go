@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // errorsConfig adds an application that needs a key, even from loopback.
@@ -58,7 +60,7 @@ func (g *goodStream) checkAdvances(t *testing.T, from int) {
 		t.Errorf("good stream %s ended:\n%s", g.name, pl.Raw)
 	}
 	if !g.pub.Running() {
-		t.Errorf("good stream's publisher exited: %v\n%s", g.pub.err, tail(g.pub.Stderr.String(), 20))
+		t.Errorf("good stream's publisher exited: %v\n%s", g.pub.err, testutil.Tail(g.pub.Stderr.String(), 20))
 	}
 }
 
@@ -68,14 +70,14 @@ func expectRefused(t *testing.T, p *proc, what string) {
 	t.Helper()
 	exited, err := p.Wait(30 * time.Second)
 	if !exited {
-		t.Errorf("%s: ffmpeg still publishing after 30 s; want the server to refuse it\n%s", what, tail(p.Stderr.String(), 20))
+		t.Errorf("%s: ffmpeg still publishing after 30 s; want the server to refuse it\n%s", what, testutil.Tail(p.Stderr.String(), 20))
 		p.Stop()
 		return
 	}
 	if err == nil {
-		t.Errorf("%s: ffmpeg exited with status 0; want a failure\n%s", what, tail(p.Stderr.String(), 20))
+		t.Errorf("%s: ffmpeg exited with status 0; want a failure\n%s", what, testutil.Tail(p.Stderr.String(), 20))
 	}
-	t.Logf("%s: ffmpeg exited: %v: %s", what, err, strings.TrimSpace(tail(p.Stderr.String(), 3)))
+	t.Logf("%s: ffmpeg exited: %v: %s", what, err, strings.TrimSpace(testutil.Tail(p.Stderr.String(), 3)))
 }
 
 // TestPublishErrors does one bad thing after another to a server while a
@@ -128,7 +130,7 @@ func TestPublishErrors(t *testing.T) {
 		expectRefused(t, second, "second publisher")
 		s.waitLog(t, 10*time.Second, "live/dup", "already")
 		if !first.Running() {
-			t.Errorf("the first publisher was disconnected by the second: %v\n%s", first.err, tail(first.Stderr.String(), 20))
+			t.Errorf("the first publisher was disconnected by the second: %v\n%s", first.err, testutil.Tail(first.Stderr.String(), 20))
 		}
 		pl := waitAdvance(t, dupURL, fromDup+1000, 20*time.Second)
 		if pl.Discontinuity > 0 {
@@ -197,7 +199,7 @@ func TestPublishErrors(t *testing.T) {
 		})
 		// The ended stream is still playable from start to end as VOD.
 		if res := ffmpegDecode(t, s.HLSURL(name), 30*time.Second); res.Err != nil || res.VideoFrames == 0 {
-			t.Errorf("the ended stream's HLS does not play: %v, %d frames\n%s", res.Err, res.VideoFrames, tail(res.Stderr, 10))
+			t.Errorf("the ended stream's HLS does not play: %v, %d frames\n%s", res.Err, res.VideoFrames, testutil.Tail(res.Stderr, 10))
 		}
 		good.checkAdvances(t, from)
 

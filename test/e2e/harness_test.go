@@ -1,24 +1,22 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 var (
@@ -41,7 +39,7 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	code := func() int {
 		var err error
-		repoRoot, err = findRepoRoot()
+		repoRoot, err = testutil.RepoRoot()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
@@ -78,86 +76,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// requireTools skips nothing: the tools are part of the test machine (the
-// Makefile installs them), so their absence is a failure.
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed (make installs it): %v", tool, err)
-		}
-	}
-}
-
-// logBuffer collects a process's output for assertions and failure reports.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the log lines that contain every one of subs.
-func (b *logBuffer) Lines(subs ...string) []string {
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			if !strings.Contains(line, s) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d earlier lines)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // server is one running `mps serve`.
 type server struct {
 	t        *testing.T
 	dir      string
 	RTMPAddr string // 127.0.0.1:port
 	HTTPAddr string // 127.0.0.1:port
-	Log      *logBuffer
+	Log      *testutil.LogBuffer
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	exitErr  error
@@ -187,17 +112,6 @@ packager:
   playlist_segments: 6
   linger: 60s
 `
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startServer starts mps and waits until /healthz answers 200. The server is
 // stopped at cleanup, and its log is printed when the test failed.
@@ -234,9 +148,9 @@ func tryStartServer(t *testing.T, opts serverOptions) (*server, error) {
 	s := &server{
 		t:        t,
 		dir:      dir,
-		RTMPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		Log:      &logBuffer{},
+		RTMPAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		Log:      &testutil.LogBuffer{},
 		exited:   make(chan struct{}),
 	}
 	cmd := exec.Command(mpsBin, "serve", "--config", cfgPath)
@@ -265,7 +179,7 @@ func tryStartServer(t *testing.T, opts serverOptions) (*server, error) {
 	for {
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("mps exited before it was healthy (%v); log:\n%s", s.exitErr, tail(s.Log.String(), 60))
+			return nil, fmt.Errorf("mps exited before it was healthy (%v); log:\n%s", s.exitErr, testutil.Tail(s.Log.String(), 60))
 		default:
 		}
 		resp, err := client.Get("http://" + s.HTTPAddr + "/healthz")
@@ -278,7 +192,7 @@ func tryStartServer(t *testing.T, opts serverOptions) (*server, error) {
 		}
 		if time.Now().After(deadline) {
 			s.kill()
-			return nil, fmt.Errorf("mps not healthy after 30 s (last: %v); log:\n%s", err, tail(s.Log.String(), 60))
+			return nil, fmt.Errorf("mps not healthy after 30 s (last: %v); log:\n%s", err, testutil.Tail(s.Log.String(), 60))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -301,7 +215,7 @@ func tryStartServer(t *testing.T, opts serverOptions) (*server, error) {
 			}
 		}
 		if t.Failed() || *flagLogs {
-			t.Logf("mps log (%s, rtmp %s, http %s):\n%s", s.dir, s.RTMPAddr, s.HTTPAddr, tail(log, 400))
+			t.Logf("mps log (%s, rtmp %s, http %s):\n%s", s.dir, s.RTMPAddr, s.HTTPAddr, testutil.Tail(log, 400))
 		}
 	})
 	return s, nil
@@ -362,8 +276,8 @@ func (s *server) waitLog(t *testing.T, timeout time.Duration, subs ...string) st
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	Stderr *logBuffer
-	Stdout *logBuffer
+	Stderr *testutil.LogBuffer
+	Stdout *testutil.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -371,7 +285,7 @@ type proc struct {
 // startProc runs name with args until it exits or ctx ends.
 func startProc(t *testing.T, ctx context.Context, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, Stderr: &logBuffer{}, Stdout: &logBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, Stderr: &testutil.LogBuffer{}, Stdout: &testutil.LogBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, name, args...)
 	p.cmd.Stdout = p.Stdout
 	p.cmd.Stderr = p.Stderr
@@ -387,7 +301,7 @@ func startProc(t *testing.T, ctx context.Context, name string, args ...string) *
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("%s %s\nstderr:\n%s", name, strings.Join(args, " "), tail(p.Stderr.String(), 40))
+			t.Logf("%s %s\nstderr:\n%s", name, strings.Join(args, " "), testutil.Tail(p.Stderr.String(), 40))
 		}
 	})
 	return p
@@ -476,7 +390,7 @@ func ffmpegArgs(url string, o pubOptions) []string {
 // has been sent.
 func ffmpegPublish(t *testing.T, ctx context.Context, url string, o pubOptions) *proc {
 	t.Helper()
-	requireTools(t, "ffmpeg")
+	testutil.RequireTools(t, "ffmpeg")
 	return startProc(t, ctx, "ffmpeg", ffmpegArgs(url, o)...)
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -325,7 +327,7 @@ func (p *probeResult) ByType(kind string) []probeStream {
 // ffprobe reads url and returns its streams.
 func ffprobe(t *testing.T, u string, extra ...string) *probeResult {
 	t.Helper()
-	requireTools(t, "ffprobe")
+	testutil.RequireTools(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args := append([]string{"-hide_banner", "-v", "error", "-rw_timeout", "15000000"}, extra...)
@@ -362,7 +364,7 @@ type decodeResult struct {
 // counts the frames. ffmpeg runs with -xerror, so a decode error ends it.
 func ffmpegDecode(t *testing.T, u string, dur time.Duration, inputOpts ...string) decodeResult {
 	t.Helper()
-	requireTools(t, "ffmpeg")
+	testutil.RequireTools(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), dur+60*time.Second)
 	defer cancel()
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-xerror", "-rw_timeout", "15000000"}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // checkDecode asserts that ffmpeg decoded about dur of 30 fps video at
@@ -13,10 +15,10 @@ func checkDecode(t *testing.T, what string, res decodeResult, dur time.Duration,
 	t.Helper()
 	t.Logf("%s: decoded %d video frames (%s), %d audio frames (%.2f s)", what, res.VideoFrames, res.VideoSize, res.AudioFrames, res.AudioSeconds)
 	if res.Err != nil {
-		t.Errorf("%s: ffmpeg failed: %v\n%s", what, res.Err, tail(res.Stderr, 30))
+		t.Errorf("%s: ffmpeg failed: %v\n%s", what, res.Err, testutil.Tail(res.Stderr, 30))
 	}
 	if lines := errorLines(res.Stderr); len(lines) > 0 {
-		t.Errorf("%s: ffmpeg reported %d error lines:\n%s", what, len(lines), tail(strings.Join(lines, "\n"), 30))
+		t.Errorf("%s: ffmpeg reported %d error lines:\n%s", what, len(lines), testutil.Tail(strings.Join(lines, "\n"), 30))
 	}
 	secs := dur.Seconds()
 	if wantVideo {
@@ -107,7 +109,7 @@ func TestPlaybackHLSAndDASH(t *testing.T) {
 		checkDecode(t, "DASH", ffmpegDecode(t, s.DASHURL(name), dur), dur, true, true)
 	})
 	if !pub.Running() {
-		t.Errorf("the publisher exited during playback: %v\n%s", pub.err, tail(pub.Stderr.String(), 20))
+		t.Errorf("the publisher exited during playback: %v\n%s", pub.err, testutil.Tail(pub.Stderr.String(), 20))
 	}
 }
 

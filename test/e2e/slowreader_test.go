@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // slowConfig keeps the reader queue short, so a stuck reader is noticed
@@ -129,10 +131,10 @@ func TestSlowRTMPReader(t *testing.T) {
 		t.Errorf("HLS ended when a reader was dropped:\n%s", pl.Raw)
 	}
 	if !pub.Running() {
-		t.Errorf("the publisher was disconnected: %v\n%s", pub.err, tail(pub.Stderr.String(), 20))
+		t.Errorf("the publisher was disconnected: %v\n%s", pub.err, testutil.Tail(pub.Stderr.String(), 20))
 	}
 	if !good.Running() {
-		t.Errorf("the well-behaved RTMP player was disconnected: %v\n%s", good.err, tail(good.Stderr.String(), 20))
+		t.Errorf("the well-behaved RTMP player was disconnected: %v\n%s", good.err, testutil.Tail(good.Stderr.String(), 20))
 	}
 	if rs := rtmpReaders(); len(rs) < 1 {
 		t.Errorf("no RTMP reader left; the well-behaved player should still be attached: %+v", rs)
