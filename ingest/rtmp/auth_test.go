@@ -1,10 +1,13 @@
 package rtmp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,4 +225,69 @@ func nonLoopbackIP(t *testing.T) netip.Addr {
 	}
 	t.Skip("no non-loopback IPv4 address on this machine")
 	return netip.Addr{}
+}
+
+// The admission hook sees each authorised publisher before its media: it
+// can refuse it, with its reason logged, or change its parameters.
+func TestAdmission(t *testing.T) {
+	infos := make(chan PublishInfo, 10)
+	var seen []auth.PublishRequest
+	var mu sync.Mutex
+	e := newEnv(t, authPolicy(), func(s *Server) {
+		s.OnPublish = func(pi PublishInfo) { infos <- pi }
+		s.Admit = func(ctx context.Context, req auth.PublishRequest) (url.Values, error) {
+			mu.Lock()
+			seen = append(seen, req)
+			mu.Unlock()
+			if req.Name == "open/banned" {
+				return nil, fmt.Errorf("%w: camera is banned", auth.ErrAdmissionRefused)
+			}
+			p := url.Values{"ladder": {"from-hook"}}
+			return p, nil
+		}
+	})
+
+	if _, err := dialPublish(t, e.url("open/banned")); err == nil {
+		t.Fatal("refused publisher accepted")
+	}
+	line := e.waitLog(5*time.Second, "publish refused", "stream=open/banned")
+	if !strings.Contains(line, `reason="refused by admission"`) || !strings.Contains(line, "camera is banned") {
+		t.Fatalf("refusal line: %s", line)
+	}
+	if _, err := e.hub.Get("open/banned"); err == nil {
+		t.Fatal("refused publisher created a hub stream")
+	}
+
+	// A wrong key is refused before the hook is asked.
+	if _, err := dialPublish(t, e.url("live/cam1?key=bad")); err == nil {
+		t.Fatal("wrong key accepted")
+	}
+
+	c, err := dialPublish(t, e.url("open/cam1?ladder=mine"))
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	w, track := newFakeAACWriter(t, c)
+	if err := writeFakeAAC(w, track, 0, 150); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLive("open/cam1", 5*time.Second)
+	select {
+	case pi := <-infos:
+		if got := pi.Params.Get("ladder"); got != "from-hook" {
+			t.Fatalf("OnPublish params ladder = %q, want the hook's", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnPublish not called")
+	}
+	c.Close()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("hook asked %d times, want 2 (not for the wrong key): %+v", len(seen), seen)
+	}
+	if r := seen[1]; r.Name != "open/cam1" || r.Protocol != Protocol || r.Params.Get("ladder") != "mine" || !strings.HasPrefix(r.RemoteAddr, "127.0.0.1:") {
+		t.Fatalf("hook request = %+v", r)
+	}
 }

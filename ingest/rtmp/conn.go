@@ -132,6 +132,8 @@ func refusalReason(err error) string {
 		return "stream ending, retry"
 	case errors.Is(err, stream.ErrHubClosed):
 		return "server shutting down"
+	case errors.Is(err, auth.ErrAdmissionRefused):
+		return "refused by admission"
 	case errors.Is(err, errNoSupportedTracks):
 		return "no supported tracks"
 	default:

@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,11 +81,21 @@ func (c *conn) publish(name, key string, query url.Values) (err error) {
 		}
 	}
 
+	params := app.Params(query)
+	if c.s.Admit != nil {
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.ReadTimeout)
+		params, err = c.s.Admit(ctx, auth.PublishRequest{Name: name, Protocol: Protocol, RemoteAddr: c.remote, App: app, Params: params})
+		cancel()
+		if err != nil {
+			return c.refusePublish(name, fmt.Errorf("publish %s: %w", name, err))
+		}
+	}
+
 	ps := &publishSession{
 		c:      c,
 		name:   name,
 		app:    app,
-		params: app.Params(query),
+		params: params,
 		opts:   stream.PublishOptions{Protocol: Protocol, RemoteAddr: c.remote, Takeover: app.Takeover},
 	}
 	defer func() {

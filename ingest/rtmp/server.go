@@ -77,6 +77,11 @@ type Server struct {
 	// player is disconnected when the stream gets a new publishing session
 	// (RTMP cannot announce new tracks) and reconnects.
 	DisablePlay bool
+	// Admit, when set, is asked about every publisher the key policy lets
+	// through, before its media is read. An error refuses the publisher;
+	// the parameters it returns replace the publisher's own.
+	Admit auth.Admitter
+
 	// OnPublish, when set, is called once per publishing connection after
 	// the hub has accepted it. It runs on the connection's goroutine: the
 	// publisher's data waits until it returns.
