@@ -86,10 +86,11 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 		msn = segs[0].msn
 	}
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", msn)
-	discSeq := m.discSeq
-	for _, s := range m.segments[:len(m.segments)-len(segs)] {
-		if s.discontinuity {
-			discSeq++
+	discSeq := m.cc
+	if len(segs) > 0 {
+		discSeq = segs[0].cc
+		if segs[0].discontinuity {
+			discSeq--
 		}
 	}
 	if discSeq > 0 {
@@ -228,9 +229,14 @@ func (m *muxer) renderMultivariant() []byte {
 // bandwidth is the peak segment bitrate of a track over the window, with a
 // conservative guess before the first segment completes.
 func (m *muxer) bandwidth(track int) int {
+	return m.bandwidthIn(m.period, track)
+}
+
+// bandwidthIn is bandwidth over the segments of period p.
+func (m *muxer) bandwidthIn(p *period, track int) int {
 	peak := 0
 	for _, s := range m.segments {
-		if !s.complete || s.period != m.period || track >= len(s.tracks) {
+		if !s.complete || s.period != p || track >= len(s.tracks) {
 			continue
 		}
 		ts := s.tracks[track]
@@ -240,7 +246,7 @@ func (m *muxer) bandwidth(track int) int {
 		}
 	}
 	if peak == 0 {
-		if m.period.tracks[track].track.IsVideo() {
+		if p.tracks[track].track.IsVideo() {
 			return 2_000_000
 		}
 		return 128_000

@@ -56,6 +56,7 @@ type segment struct {
 	msn           uint64
 	period        *period
 	discontinuity bool
+	cc            int // discontinuity sequence number of the segment
 	dateTime      time.Time
 	start         time.Duration // media time, continuous across sessions
 	complete      bool
@@ -68,7 +69,44 @@ type period struct {
 	id     int
 	offset time.Duration // media time at which the session's timestamps start
 	tracks []*trackMuxer
+	// src is, for a rendition, the source stream's period whose timeline
+	// this one shares; nil otherwise.
+	src *period
+
+	// Set when the period's first segment opens. mediaStart is the media
+	// time of its first sample on the driving track; presStart is where the
+	// period starts on the DASH presentation timeline, which has no gaps:
+	// each period starts where the previous one's media ended.
+	opened     bool
+	mediaStart time.Duration
+	presStart  time.Duration
+	mediaEnd   time.Duration // end of its newest complete segment
 }
+
+// presEnd is where the period's complete media ends on the DASH timeline.
+func (p *period) presEnd() time.Duration {
+	return p.presStart + p.mediaEnd - p.mediaStart
+}
+
+// timeline is what renditions of a stream read to line up with it. Its lock
+// is a leaf: nothing else is locked while it is held.
+type timeline struct {
+	mu     sync.Mutex
+	period *period
+	ast    time.Time
+	head   time.Duration // media time of the newest sample of the driving track
+	cuts   []cut         // recent segment starts, oldest first
+}
+
+// cut is the start of one segment of a source stream.
+type cut struct {
+	period *period
+	start  time.Duration
+	msn    uint64
+	cc     int
+}
+
+const keepCuts = 64
 
 // muxer packages one hub stream.
 type muxer struct {
@@ -77,13 +115,17 @@ type muxer struct {
 	cfg    Config
 	log    *slog.Logger
 	stream *stream.Stream
+	// sourceOf returns the muxer of the stream this one is a rendition of,
+	// or nil. Set when the packager has ladders.
+	sourceOf func() *muxer
+	tl       timeline
 
 	mu        sync.RWMutex
 	changed   chan struct{} // closed and replaced on every update
 	period    *period
 	segments  []*segment // oldest first; the last may be in progress
 	nextMSN   uint64
-	discSeq   int // discontinuities dropped off the front of the window
+	cc        int // discontinuity sequence number of the newest segment
 	ast       time.Time
 	partStart time.Duration
 	ended     bool
@@ -91,6 +133,19 @@ type muxer struct {
 	playlists []*mediaPlaylist // per track of the current period, rebuilt on update
 	nextDisc  bool
 	waitKey   bool
+	// preKey holds the audio that arrived while waiting for the first
+	// keyframe of a period, so that audio starts no later than video.
+	preKey []*stream.AccessUnit
+	// src is the source muxer the current period lines up with, if any;
+	// waitSince is when (in media time) the first keyframe of the period was
+	// seen, while a rendition waits for one that starts a source segment.
+	src       *muxer
+	waitSince time.Duration
+	waitSeen  bool
+	// presEnd is where the media of the previous periods ends on the DASH
+	// timeline; presValid says there was any.
+	presEnd   time.Duration
+	presValid bool
 	// periodCount numbers periods; a reader attached again after being
 	// dropped restarts the same session as a new period.
 	periodCount int
@@ -150,15 +205,22 @@ func (m *muxer) notifyLocked() {
 
 func (m *muxer) startPeriod(s *stream.Session) error {
 	offset := time.Duration(0)
-	if m.period != nil {
+	if prev := m.period; prev != nil {
 		m.closeSegment(true)
-		for _, tm := range m.period.tracks {
+		for _, tm := range prev.tracks {
 			offset = max(offset, tm.end())
 		}
 		if !m.ast.IsZero() {
 			// Keep media time in step with the wall clock across the gap,
-			// so DASH players compute the live edge right.
+			// so that EXT-X-PROGRAM-DATE-TIME stays true.
 			offset = max(offset, time.Since(m.ast))
+		}
+		if prev.opened {
+			// DASH periods are contiguous: the next one starts where this
+			// one's media ends, whatever the time spent reconnecting. Its
+			// presentationTimeOffset then maps that start to its first
+			// sample, so a player meets no gap at the boundary.
+			m.presEnd, m.presValid = prev.presEnd(), true
 		}
 		m.nextDisc = true
 	}
@@ -173,6 +235,13 @@ func (m *muxer) startPeriod(s *stream.Session) error {
 	}
 	m.period = p
 	m.waitKey = true
+	m.waitSeen = false
+	m.src = nil
+	clear(m.preKey)
+	m.preKey = m.preKey[:0]
+	m.tl.mu.Lock()
+	m.tl.period = p
+	m.tl.mu.Unlock()
 	m.notifyLocked()
 	return nil
 }
@@ -188,22 +257,107 @@ func (p *period) driver() int {
 	return 0
 }
 
+// link lines a rendition's new period up with its source: the same media
+// time offset and availability start, so that timestamps, segment starts
+// and program date times are the same as the source's. It does nothing for
+// a stream that is no rendition, or when the source has no timeline yet.
+func (m *muxer) link(p *period) {
+	if m.sourceOf == nil {
+		return
+	}
+	src := m.sourceOf()
+	if src == nil || src == m {
+		return
+	}
+	src.tl.mu.Lock()
+	sp, ast := src.tl.period, src.tl.ast
+	src.tl.mu.Unlock()
+	if sp == nil || ast.IsZero() || !m.ast.IsZero() && !m.ast.Equal(ast) {
+		return
+	}
+	p.offset, p.src = sp.offset, sp
+	m.ast, m.src = ast, src
+}
+
+// cutTolerance is how far apart a rendition's keyframe and a source
+// segment start may be and still be the same instant (timestamps that went
+// through an encoder may be rounded).
+const cutTolerance = 2 * time.Millisecond
+
+// sourceCut looks at the source's segment starts for a rendition keyframe
+// at t in a segment that started at from (from < 0: none yet). It returns
+// the source's segment that starts at t, if any; passed says the source has
+// already packaged t, so its decision there is final; missed says the
+// source started a segment after from and before t.
+func (m *muxer) sourceCut(t, from time.Duration) (c cut, found, passed, missed bool) {
+	if m.src == nil || m.period.src == nil {
+		return cut{}, false, false, false
+	}
+	tl := &m.src.tl
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.period != m.period.src {
+		return cut{}, false, false, false
+	}
+	passed = tl.head >= t
+	for i := len(tl.cuts) - 1; i >= 0; i-- {
+		sc := tl.cuts[i]
+		if sc.period != m.period.src || sc.start <= from-cutTolerance {
+			break
+		}
+		switch {
+		case abs(int64(sc.start-t)) < int64(cutTolerance):
+			c, found = sc, true
+		case sc.start < t && from >= 0 && sc.start > from+cutTolerance:
+			missed = true
+		}
+	}
+	return c, found, passed || found, missed
+}
+
 func (m *muxer) write(au *stream.AccessUnit) error {
 	p := m.period
 	if p == nil || au.Track.Index >= len(p.tracks) || p.tracks[au.Track.Index].track != au.Track {
 		return nil
 	}
 	isDriver := au.Track.Index == p.driver()
-	t := au.DTS + p.offset
 	if m.waitKey {
-		if !isDriver || !au.Key {
+		if !isDriver {
+			if au.Track.IsVideo() {
+				return nil
+			}
+			if len(m.preKey) == 64 {
+				m.preKey[0] = nil
+				m.preKey = m.preKey[1:]
+			}
+			m.preKey = append(m.preKey, au)
+			return nil
+		}
+		if !au.Key {
+			return nil
+		}
+		if !m.waitSeen {
+			m.link(p)
+		}
+		t := au.DTS + p.offset
+		if !m.waitSeen {
+			m.waitSeen, m.waitSince = true, t
+		}
+		// A rendition starts on a keyframe that starts a source segment,
+		// unless it waited long for one in vain.
+		if _, found, passed, _ := m.sourceCut(t, -1); passed && !found && t-m.waitSince < 3*m.cfg.SegmentDuration {
 			return nil
 		}
 		m.waitKey = false
 		if m.ast.IsZero() {
 			m.ast = time.Now().Add(-t)
 		}
+		m.tl.mu.Lock()
+		m.tl.ast = m.ast
+		m.tl.mu.Unlock()
+		m.pushPreKey(au)
 	}
+	t := au.DTS + p.offset
 	tm := p.tracks[au.Track.Index]
 	if !tm.push(au, p.offset) {
 		return nil
@@ -211,17 +365,33 @@ func (m *muxer) write(au *stream.AccessUnit) error {
 	if !isDriver {
 		return nil
 	}
+	// Renditions read head to tell that the source has decided where t
+	// goes: publish it only once that is done.
+	defer m.setHead(t)
 	cur := m.current()
-	switch {
-	case cur == nil:
-		m.openSegment(t)
-	case au.Key && t-cur.start >= m.cfg.SegmentDuration:
-		if err := m.cutParts(cur); err != nil {
-			return err
+	if cur == nil {
+		c, found, _, _ := m.sourceCut(t, -1)
+		m.openSegment(t, c, found)
+		return nil
+	}
+	if au.Key && t > cur.start {
+		cutHere := t-cur.start >= m.cfg.SegmentDuration
+		c, found, passed, missed := m.sourceCut(t, cur.start)
+		if passed {
+			// Cut where the source cut, so that renditions line up; on
+			// our own only after a source cut we had no keyframe for.
+			cutHere = found || missed && cutHere || t-cur.start >= 3*m.cfg.SegmentDuration
 		}
-		m.closeSegment(false)
-		m.openSegment(t)
-	case t-m.partStart >= m.cfg.PartDuration:
+		if cutHere {
+			if err := m.cutParts(cur); err != nil {
+				return err
+			}
+			m.closeSegment(false)
+			m.openSegment(t, c, found)
+			return nil
+		}
+	}
+	if t-m.partStart >= m.cfg.PartDuration {
 		if err := m.cutParts(cur); err != nil {
 			return err
 		}
@@ -229,6 +399,31 @@ func (m *muxer) write(au *stream.AccessUnit) error {
 		m.notifyLocked()
 	}
 	return nil
+}
+
+func (m *muxer) setHead(t time.Duration) {
+	m.tl.mu.Lock()
+	m.tl.head = t
+	m.tl.mu.Unlock()
+}
+
+// pushPreKey starts the other tracks with the audio held while waiting for
+// key: the last frame that began before it, and every one after.
+func (m *muxer) pushPreKey(key *stream.AccessUnit) {
+	p := m.period
+	from := make(map[*stream.Track]int, 2)
+	for i, au := range m.preKey {
+		if _, ok := from[au.Track]; !ok || au.DTS <= key.DTS {
+			from[au.Track] = i
+		}
+	}
+	for i, au := range m.preKey {
+		if i >= from[au.Track] && au.Track.Index < len(p.tracks) && p.tracks[au.Track.Index].track == au.Track {
+			p.tracks[au.Track.Index].push(au, p.offset)
+		}
+	}
+	clear(m.preKey)
+	m.preKey = m.preKey[:0]
 }
 
 // current returns the segment in progress, if any.
@@ -239,14 +434,39 @@ func (m *muxer) current() *segment {
 	return nil
 }
 
-func (m *muxer) openSegment(t time.Duration) {
+// openSegment starts a segment at media time t. For a rendition, src is the
+// source's segment that starts at the same time (when found): the first
+// segment takes its number, and discontinuity sequence numbers follow the
+// source's.
+func (m *muxer) openSegment(t time.Duration, src cut, found bool) {
+	p := m.period
+	if !p.opened {
+		p.opened, p.mediaStart, p.mediaEnd = true, t, t
+		p.presStart = t
+		if m.presValid {
+			p.presStart = m.presEnd
+		}
+	}
+	first := len(m.segments) == 0 && m.nextMSN == 0
+	if found && first {
+		m.nextMSN = src.msn
+	}
+	cc := m.cc
+	if m.nextDisc {
+		cc++
+	}
+	if found && (first || m.nextDisc) {
+		cc = max(cc, src.cc)
+	}
+	m.cc = cc
 	seg := &segment{
 		msn:           m.nextMSN,
-		period:        m.period,
+		period:        p,
 		discontinuity: m.nextDisc,
+		cc:            cc,
 		dateTime:      m.ast.Add(t),
 		start:         t,
-		tracks:        make([]*trackSegment, len(m.period.tracks)),
+		tracks:        make([]*trackSegment, len(p.tracks)),
 	}
 	for i := range seg.tracks {
 		seg.tracks[i] = &trackSegment{}
@@ -257,12 +477,16 @@ func (m *muxer) openSegment(t time.Duration) {
 	m.segments = append(m.segments, seg)
 	keep := m.cfg.PlaylistSegments + 3
 	for len(m.segments) > keep {
-		if m.segments[0].discontinuity {
-			m.discSeq++
-		}
 		m.segments[0] = nil
 		m.segments = m.segments[1:]
 	}
+	m.tl.mu.Lock()
+	if len(m.tl.cuts) == keepCuts {
+		copy(m.tl.cuts, m.tl.cuts[1:])
+		m.tl.cuts = m.tl.cuts[:keepCuts-1]
+	}
+	m.tl.cuts = append(m.tl.cuts, cut{period: p, start: t, msn: seg.msn, cc: cc})
+	m.tl.mu.Unlock()
 }
 
 func (m *muxer) cutParts(seg *segment) error {
@@ -294,6 +518,7 @@ func (m *muxer) closeSegment(flush bool) {
 		m.log.Error("packager", "error", err)
 	}
 	cur.complete = true
+	cur.period.mediaEnd = max(cur.period.mediaEnd, cur.start+cur.duration())
 	m.notifyLocked()
 }
 

@@ -25,6 +25,25 @@ type Config struct {
 	// held (default three segment durations).
 	BlockTimeout time.Duration
 	Logger       *slog.Logger
+
+	// Ladders, when set, tells the packager which streams are renditions of
+	// which: a source's index.m3u8 and manifest.mpd then offer every
+	// rendition, and renditions share their source's timeline so that
+	// their segments line up.
+	Ladders Ladders
+}
+
+// Ladders describes the renditions a transcoder makes. Its methods are
+// called from the packager's goroutines, also while a stream's media is
+// being packaged: they must be safe for concurrent use, quick, and must not
+// call back into the Packager.
+type Ladders interface {
+	// Variants returns the streams that the multivariant playlist and the MPD
+	// of name offer, best first (the source itself is listed when the ladder
+	// passes it through); nil when name has no ladder.
+	Variants(name string) []string
+	// SourceOf returns the stream a rendition is made from.
+	SourceOf(rendition string) (source string, ok bool)
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +100,15 @@ func (p *Packager) attach(s *stream.Stream) {
 		return
 	}
 	m := newMuxer(s, p.cfg, p.cfg.Logger)
+	if l := p.cfg.Ladders; l != nil {
+		name := s.Name()
+		m.sourceOf = func() *muxer {
+			if src, ok := l.SourceOf(name); ok && src != name {
+				return p.muxer(src)
+			}
+			return nil
+		}
+	}
 	p.mu.Lock()
 	p.muxers[s.Name()] = m
 	p.mu.Unlock()

@@ -105,7 +105,10 @@ func (p *Packager) serveMultivariant(ctx context.Context, w http.ResponseWriter,
 		return
 	}
 	m.mu.RLock()
-	body := m.renderMultivariant()
+	body := p.renderLadderMultivariant(m)
+	if body == nil {
+		body = m.renderMultivariant()
+	}
 	m.mu.RUnlock()
 	p.write(w, r, m, mimeHLS, cachePlaylist, body)
 }
@@ -121,7 +124,10 @@ func (p *Packager) serveMPD(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 	m.mu.RLock()
-	body := m.renderMPD(time.Now())
+	body := p.renderLadderMPD(m, time.Now())
+	if body == nil {
+		body = m.renderMPD(time.Now())
+	}
 	m.mu.RUnlock()
 	p.write(w, r, m, "application/dash+xml", cachePlaylist, body)
 }

@@ -33,12 +33,21 @@ func requireFFmpeg(t testing.TB) {
 
 func makeTestMedia(t testing.TB, seconds int) *testMedia {
 	t.Helper()
+	return makeSizedMedia(t, seconds, "320x240", "-g", "30")
+}
+
+// makeSizedMedia is makeTestMedia at another size, with keyframes as the
+// x264 options in keyArgs place them.
+func makeSizedMedia(t testing.TB, seconds int, size string, keyArgs ...string) *testMedia {
+	t.Helper()
 	requireFFmpeg(t)
 	const fps = 30
 	dur := time.Duration(seconds) * time.Second
-	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-		"-t", dur.String(), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30",
-		"-bsf:v", "h264_metadata=aud=insert", "-f", "h264", "-").Output()
+	args := []string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30",
+		"-t", dur.String(), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"}
+	args = append(args, keyArgs...)
+	args = append(args, "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", "-")
+	out, err := exec.Command("ffmpeg", args...).Output()
 	if err != nil {
 		t.Fatalf("encode video: %v", err)
 	}
@@ -98,6 +107,13 @@ func makeTestMedia(t testing.TB, seconds int) *testMedia {
 // and video as an encoder would. With pace, it runs in real time.
 func (m *testMedia) publish(t testing.TB, p *stream.Publisher, tracks []*stream.Track, pace bool, from time.Duration) {
 	t.Helper()
+	m.publishPart(t, p, tracks, pace, from, 0)
+}
+
+// publishPart is publish leaving out the media before skip, as a publisher
+// that joins mid-stream does.
+func (m *testMedia) publishPart(t testing.TB, p *stream.Publisher, tracks []*stream.Track, pace bool, from, skip time.Duration) {
+	t.Helper()
 	var video, audio *stream.Track
 	for _, tr := range tracks {
 		if tr.IsVideo() {
@@ -122,8 +138,11 @@ func (m *testMedia) publish(t testing.TB, p *stream.Publisher, tracks []*stream.
 		} else {
 			break
 		}
+		if au.DTS-from < skip {
+			continue
+		}
 		if pace {
-			if d := time.Until(start.Add(au.DTS - from)); d > 0 {
+			if d := time.Until(start.Add(au.DTS - from - skip)); d > 0 {
 				select {
 				case <-time.After(d):
 				case <-p.Done():

@@ -191,9 +191,6 @@ func TestBrowserReconnect(t *testing.T) {
 	defer cancel()
 	for _, player := range []string{"hls", "dash"} {
 		t.Run(player, func(t *testing.T) {
-			if player == "dash" {
-				t.Skip("known bug: DASH periods after a reconnect leave a media gap that stalls dash.js; see the issue note")
-			}
 			name := "live/browser-rc-" + player
 			pub := ffmpegPublish(t, ctx, s.RTMPURL(name), pubOptions{Duration: 2 * time.Minute})
 			mediaURL, _ := waitForPlaylist(t, s, name, 2)
