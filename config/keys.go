@@ -11,13 +11,14 @@ import (
 // levels: sections ("hub") as well as leaves ("hub.grace_period").
 type keySet struct {
 	all    map[string]bool
-	leaves []string // scalar keys, in declaration order
+	leaves []string        // scalar keys, in declaration order
+	lists  map[string]bool // keys that hold a list
 }
 
 // keysOf walks the koanf tags of struct type t. Slices are leaves: their
 // elements are checked on their own (see decodeApplications).
 func keysOf(t reflect.Type) keySet {
-	ks := keySet{all: map[string]bool{}}
+	ks := keySet{all: map[string]bool{}, lists: map[string]bool{}}
 	ks.walk(t, "")
 	return ks
 }
@@ -38,7 +39,9 @@ func (ks *keySet) walk(t reflect.Type, prefix string) {
 			ks.walk(f.Type, key)
 			continue
 		}
-		if f.Type.Kind() != reflect.Slice {
+		if f.Type.Kind() == reflect.Slice {
+			ks.lists[key] = true
+		} else {
 			ks.leaves = append(ks.leaves, key)
 		}
 	}
@@ -53,6 +56,9 @@ func (ks keySet) unknown(keys []string, where string) error {
 		}
 		// A key below a leaf ("hub.grace_period.x") is reported as written.
 		section, _, nested := strings.Cut(k, ".")
+		if nested && ks.lists[section] {
+			return fmt.Errorf("%s must be a list (entries start with \"- \"), not a map with the key %q", section, k)
+		}
 		if !nested || !ks.all[section] {
 			section = ""
 		}

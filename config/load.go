@@ -86,6 +86,22 @@ func loadFile(cfg *Config, path string, required bool) error {
 		}
 		cfg.Applications = list
 	}
+	if ladders, ok := raw["ladders"]; ok {
+		delete(raw, "ladders")
+		list, err := decodeLadders(ladders)
+		if err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		cfg.Ladders = list
+	}
+	if rules, ok := raw["ladder_rules"]; ok {
+		delete(raw, "ladder_rules")
+		list, err := decodeLadderRules(rules)
+		if err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+		cfg.LadderRules = list
+	}
 	if err := decode(raw, cfg); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
@@ -164,6 +180,8 @@ func decode(m map[string]any, out any) error {
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			durationHook,
 			mapstructure.StringToTimeDurationHookFunc(),
+			// Bitrates: "128k", "2.5M".
+			mapstructure.TextUnmarshallerHookFunc(),
 		),
 	})
 	if err != nil {

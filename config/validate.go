@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.validateApplications()...)
+	errs = append(errs, c.validateLadders()...)
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,9 +57,23 @@ func newFixture(t testing.TB, token string, playback http.Handler) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	hub := stream.NewHub(stream.HubConfig{Logger: log, GracePeriod: time.Minute})
+	return newFixtureConfig(t, Config{Token: token, Playback: playback, Logger: log}, logs)
+}
+
+// newFixtureConfig returns a server over a fresh hub with cfg; logs
+// receives the log when cfg.Logger writes to it.
+func newFixtureConfig(t testing.TB, cfg Config, logs *syncBuffer) *fixture {
+	t.Helper()
+	if logs == nil {
+		logs = &syncBuffer{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	hub := stream.NewHub(stream.HubConfig{Logger: cfg.Logger, GracePeriod: time.Minute})
 	t.Cleanup(hub.Close)
-	srv, err := New(Config{Hub: hub, Token: token, Playback: playback, Logger: log})
+	cfg.Hub = hub
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +106,7 @@ func h264Track() *stream.Track {
 type request struct {
 	method, path, remote, token string
 	header                      http.Header
+	body                        string
 }
 
 // do serves one request; remote defaults to loopback.
@@ -99,7 +115,11 @@ func (f *fixture) do(t *testing.T, r request) *http.Response {
 	if r.method == "" {
 		r.method = http.MethodGet
 	}
-	req := httptest.NewRequest(r.method, r.path, nil)
+	var rb io.Reader
+	if r.body != "" {
+		rb = strings.NewReader(r.body)
+	}
+	req := httptest.NewRequest(r.method, r.path, rb)
 	req.RemoteAddr = loopbackAddr
 	if r.remote != "" {
 		req.RemoteAddr = r.remote

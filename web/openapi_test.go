@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/transcoder"
 )
 
 const openAPIPath = "../api/openapi.yaml"
@@ -62,6 +63,13 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	}
 	var documented []string
 	for path, item := range doc.Paths {
+		// A stream's sub-resources (/streams/{name}/ladder) are served by
+		// the /streams/* routes.
+		for _, sub := range streamSubresources {
+			if p, ok := strings.CutSuffix(path, "/{name}/"+sub); ok {
+				path = p + "/{name}"
+			}
+		}
 		for method := range item {
 			switch method {
 			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
@@ -89,36 +97,54 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 // fields that are never omitted.
 func TestOpenAPISchemasMatchJSON(t *testing.T) {
 	doc := loadOpenAPI(t)
-	for name, typ := range map[string]reflect.Type{
-		"Stream": reflect.TypeFor[stream.Info](),
-		"Track":  reflect.TypeFor[stream.TrackInfo](),
-		"Reader": reflect.TypeFor[stream.ReaderInfo](),
-		"Error":  reflect.TypeFor[ErrorBody](),
-	} {
+	types := map[string]reflect.Type{
+		"Stream":        reflect.TypeFor[StreamInfo](),
+		"Track":         reflect.TypeFor[stream.TrackInfo](),
+		"Reader":        reflect.TypeFor[stream.ReaderInfo](),
+		"Error":         reflect.TypeFor[ErrorBody](),
+		"Ladder":        reflect.TypeFor[transcoder.LadderInfo](),
+		"Progress":      reflect.TypeFor[transcoder.Progress](),
+		"LadderRequest": reflect.TypeFor[LadderRequest](),
+		"Template":      reflect.TypeFor[transcoder.Template](),
+		"Rung":          reflect.TypeFor[transcoder.Rung](),
+		"Video":         reflect.TypeFor[transcoder.Video](),
+		"Audio":         reflect.TypeFor[transcoder.Audio](),
+		"Watermark":     reflect.TypeFor[transcoder.Watermark](),
+		"Capabilities":  reflect.TypeFor[transcoder.CapabilitiesView](),
+	}
+	schemaOf := map[reflect.Type]string{}
+	for name, typ := range types {
+		schemaOf[typ] = name
+	}
+	for name, typ := range types {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {
 			t.Errorf("schema %s is missing", name)
 			continue
 		}
-		checkSchema(t, name, schema, typ)
+		checkSchema(t, name, schema, typ, schemaOf)
 	}
 }
 
-func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type) {
+// checkSchema checks one schema against its Go type. A field whose type has
+// a schema of its own (schemaOf) must refer to it with $ref.
+func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type, schemaOf map[reflect.Type]string) {
 	t.Helper()
 	if schema.Type != "object" {
 		t.Errorf("%s: type %q, want object", name, schema.Type)
 	}
 	var required []string
 	fields := map[string]reflect.StructField{}
-	for i := range typ.NumField() {
-		f := typ.Field(i)
+	for _, f := range reflect.VisibleFields(typ) {
+		if f.Anonymous {
+			continue // its fields are listed on their own
+		}
 		tag, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if tag == "" || tag == "-" {
 			t.Fatalf("%s.%s has no JSON name", typ, f.Name)
 		}
 		fields[tag] = f
-		if !strings.Contains(opts, "omitempty") {
+		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 			required = append(required, tag)
 		}
 	}
@@ -126,6 +152,16 @@ func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type) 
 		prop, ok := schema.Properties[tag]
 		if !ok {
 			t.Errorf("%s: property %q (%s.%s) is missing", name, tag, typ, f.Name)
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if target, ok := schemaOf[ft]; ok {
+			if want := "#/components/schemas/" + target; prop.Ref != want {
+				t.Errorf("%s.%s: $ref %q, want %q", name, tag, prop.Ref, want)
+			}
 			continue
 		}
 		if want := openAPIType(f.Type); prop.Type != want {

@@ -30,7 +30,13 @@ func (s *Server) routes() *echo.Echo {
 
 	api := e.Group(pathAPI)
 	api.GET("/streams", s.listStreams)
+	// Stream names contain slashes, so one wildcard route per method takes
+	// both /streams/{name} and its sub-resources (/streams/{name}/ladder);
+	// the handlers tell them apart (see streamPath).
 	api.GET("/streams/*", s.getStream)
-	api.DELETE("/streams/*", s.kickStream)
+	api.PUT("/streams/*", s.putStream)
+	api.DELETE("/streams/*", s.deleteStream)
+	api.GET("/ladders", s.listLadders)
+	api.GET("/capabilities", s.capabilities)
 	return e
 }

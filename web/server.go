@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/transcoder"
 )
 
 // Config configures a Server.
@@ -29,6 +30,21 @@ type Config struct {
 	// Logger receives the request log (at debug level) and server errors.
 	// Nil means slog.Default().
 	Logger *slog.Logger
+
+	// Ladders starts, stops and describes the live transcoding ladders
+	// (a *transcoder.Manager). Nil means this server does not transcode:
+	// the ladder routes answer 501.
+	Ladders LadderControl
+	// Templates finds a ladder template by name. Nil means it is looked up
+	// in TemplateList.
+	Templates func(name string) (*transcoder.Template, bool)
+	// TemplateList lists the ladder templates, for GET /api/v1/ladders.
+	// Nil means there are none.
+	TemplateList func() []transcoder.Template
+	// Capabilities is what the server's ffmpeg can do, for GET
+	// /api/v1/capabilities; templates are checked against it before they
+	// start. Nil means ffmpeg was not probed (the route answers 503).
+	Capabilities *transcoder.Capabilities
 }
 
 // Server is the HTTP handler of an MPS server.
@@ -40,6 +56,11 @@ type Server struct {
 	playback http.Handler
 	registry *prometheus.Registry
 	handler  http.Handler
+
+	ladders      LadderControl
+	templates    func(name string) (*transcoder.Template, bool)
+	templateList func() []transcoder.Template
+	caps         *transcoder.Capabilities
 }
 
 // New builds the handler. Its metrics registry is its own: several servers
@@ -61,6 +82,11 @@ func New(cfg Config) (*Server, error) {
 		token:    cfg.Token,
 		log:      log,
 		playback: withCORS(playback),
+
+		ladders:      cfg.Ladders,
+		templates:    cfg.Templates,
+		templateList: cfg.TemplateList,
+		caps:         cfg.Capabilities,
 	}
 	reg, err := newRegistry(cfg.Hub)
 	if err != nil {

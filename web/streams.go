@@ -5,43 +5,90 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/transcoder"
 )
+
+// StreamInfo is a stream as the API reports it: the hub's snapshot, plus
+// its ladder when one runs.
+type StreamInfo struct {
+	stream.Info
+	Ladder *transcoder.LadderInfo `json:"ladder,omitempty"`
+}
+
+// streamInfo adds the ladder of st, if any, to its snapshot.
+func (s *Server) streamInfo(st *stream.Stream) StreamInfo {
+	in := StreamInfo{Info: st.Info()}
+	if s.ladders != nil {
+		if li, ok := s.ladders.Info(in.Name); ok {
+			in.Ladder = &li
+		}
+	}
+	return in
+}
 
 // listStreams answers GET /api/v1/streams with every stream, ordered by name.
 func (s *Server) listStreams(c echo.Context) error {
 	streams := s.hub.Streams()
-	infos := make([]stream.Info, 0, len(streams))
+	infos := make([]StreamInfo, 0, len(streams))
 	for _, st := range streams {
-		infos = append(infos, st.Info())
+		infos = append(infos, s.streamInfo(st))
 	}
 	return c.JSON(http.StatusOK, infos)
 }
 
-// getStream answers GET /api/v1/streams/{name}.
+// getStream answers GET /api/v1/streams/{name} and GET
+// /api/v1/streams/{name}/ladder.
 func (s *Server) getStream(c echo.Context) error {
-	name, err := streamName(c)
+	name, sub, err := streamPath(c)
 	if err != nil {
 		return err
+	}
+	if sub == subLadder {
+		return s.getLadder(c, name)
 	}
 	st, err := s.hub.Get(name)
 	if err != nil {
 		return notFound(name, err)
 	}
-	return c.JSON(http.StatusOK, st.Info())
+	return c.JSON(http.StatusOK, s.streamInfo(st))
 }
 
-// kickStream answers DELETE /api/v1/streams/{name}: it disconnects the
-// publisher. The stream then waits out its grace period, as after any
-// disconnect, and ends unless the publisher comes back.
-func (s *Server) kickStream(c echo.Context) error {
-	name, err := streamName(c)
+// putStream answers PUT /api/v1/streams/{name}/ladder; a stream itself
+// cannot be put.
+func (s *Server) putStream(c echo.Context) error {
+	name, sub, err := streamPath(c)
 	if err != nil {
 		return err
 	}
+	if sub == subLadder {
+		return s.putLadder(c, name)
+	}
+	c.Response().Header().Set(echo.HeaderAllow, "GET, DELETE")
+	return echo.ErrMethodNotAllowed
+}
+
+// deleteStream answers DELETE /api/v1/streams/{name} (kick the publisher)
+// and DELETE /api/v1/streams/{name}/ladder (stop the ladder).
+func (s *Server) deleteStream(c echo.Context) error {
+	name, sub, err := streamPath(c)
+	if err != nil {
+		return err
+	}
+	if sub == subLadder {
+		return s.deleteLadder(c, name)
+	}
+	return s.kickStream(c, name)
+}
+
+// kickStream disconnects the publisher of name. The stream then waits out
+// its grace period, as after any disconnect, and ends unless the publisher
+// comes back.
+func (s *Server) kickStream(c echo.Context, name string) error {
 	if _, err := s.hub.Get(name); err != nil {
 		return notFound(name, err)
 	}
@@ -55,18 +102,33 @@ func (s *Server) kickStream(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// streamName returns the {name} part of a /api/v1/streams/{name} path,
-// such as "live/cam1", or a 400 error when it is not a valid stream name.
-func streamName(c echo.Context) (string, error) {
+// subLadder is the sub-resource of a stream that is its ladder:
+// /api/v1/streams/live/cam1/ladder.
+const subLadder = "ladder"
+
+// streamSubresources are the sub-resources a stream path may end with.
+var streamSubresources = []string{subLadder}
+
+// streamPath splits the {name}[/{sub}] part of a /api/v1/streams/ path,
+// such as "live/cam1" or "live/cam1/ladder", into the stream name and the
+// sub-resource ("" for the stream itself). A trailing "/ladder" after a
+// name of two or more parts is the ladder resource: no rung can be named
+// "ladder", so it never hides a rendition, and a stream needs an
+// application and a name, so "live/ladder" stays the stream of that name.
+// It returns a 400 error for an invalid stream name.
+func streamPath(c echo.Context) (name, sub string, err error) {
 	raw := c.Param("*")
-	name, err := url.PathUnescape(raw)
+	full, err := url.PathUnescape(raw)
 	if err != nil {
-		return "", apiError(http.StatusBadRequest, fmt.Sprintf("invalid stream name %q: bad escape", raw), err)
+		return "", "", apiError(http.StatusBadRequest, fmt.Sprintf("invalid stream name %q: bad escape", raw), err)
 	}
-	if err := stream.ValidateName(name); err != nil {
-		return "", apiError(http.StatusBadRequest, err.Error(), err)
+	if base, ok := strings.CutSuffix(full, "/"+subLadder); ok && strings.Contains(base, "/") && stream.ValidateName(base) == nil {
+		return base, subLadder, nil
 	}
-	return name, nil
+	if err := stream.ValidateName(full); err != nil {
+		return "", "", apiError(http.StatusBadRequest, err.Error(), err)
+	}
+	return full, "", nil
 }
 
 func notFound(name string, err error) error {
