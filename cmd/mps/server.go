@@ -13,6 +13,7 @@ import (
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/transcoder"
 	"github.com/mps-dev/mps/web"
 )
 
@@ -23,12 +24,13 @@ const shutdownTimeout = 5 * time.Second
 // server is one running MPS: the hub with its packager, the RTMP listener
 // and the HTTP listener.
 type server struct {
-	log      *slog.Logger
-	hub      *stream.Hub
-	packager *packager.Packager
-	rtmp     *rtmp.Server // nil when RTMP is disabled
-	http     *http.Server
-	httpLn   net.Listener
+	log         *slog.Logger
+	hub         *stream.Hub
+	packager    *packager.Packager
+	transcoding *transcoding
+	rtmp        *rtmp.Server // nil when RTMP is disabled
+	http        *http.Server
+	httpLn      net.Listener
 	// cancelRequests cancels the context of every HTTP request, so that
 	// blocking playlist requests return at shutdown.
 	cancelRequests context.CancelFunc
@@ -46,19 +48,36 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	}()
 
 	s.hub = stream.NewHub(hubConfig(cfg.Hub, log))
-	s.packager = packager.New(s.hub, packagerConfig(cfg.Packager, log))
+	s.transcoding, err = startTranscoding(cfg, s.hub, log)
+	if err != nil {
+		return nil, err
+	}
+	pcfg := packagerConfig(cfg.Packager, log)
+	pcfg.Ladders = s.transcoding.manager
+	s.packager = packager.New(s.hub, pcfg)
 
-	api, err := web.New(web.Config{Hub: s.hub, Playback: s.packager, Token: cfg.API.Token, Logger: log})
+	api, err := web.New(web.Config{
+		Hub:          s.hub,
+		Playback:     s.transcoding.serveThumbnails(s.packager),
+		Token:        cfg.API.Token,
+		Logger:       log,
+		Ladders:      s.transcoding.manager,
+		Templates:    cfg.Ladder,
+		TemplateList: func() []transcoder.Template { return cfg.Ladders },
+		Capabilities: s.transcoding.caps,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
 
 	if cfg.RTMP.Enabled {
 		s.rtmp = &rtmp.Server{
-			Addr:   cfg.RTMP.Address,
-			Hub:    s.hub,
-			Auth:   authPolicy(cfg.Applications),
-			Logger: log,
+			Addr:      cfg.RTMP.Address,
+			Hub:       s.hub,
+			Auth:      authPolicy(cfg.Applications),
+			Logger:    log,
+			Admit:     s.transcoding.admit,
+			OnPublish: s.transcoding.onPublish,
 		}
 		if err := s.rtmp.Initialize(); err != nil {
 			s.rtmp = nil
@@ -152,6 +171,7 @@ func (s *server) close() {
 	} else if s.httpLn != nil {
 		_ = s.httpLn.Close()
 	}
+	s.transcoding.close()
 	if s.packager != nil {
 		s.packager.Close()
 	}

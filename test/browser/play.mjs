@@ -16,6 +16,9 @@
 //                      instead of fetching it cross-origin from MPS (by default
 //                      the page is on another origin, so MPS must send CORS headers)
 //   --screenshot FILE  save a PNG of the page at the end
+//   --switch           once playing, force a switch to the rendition with the
+//                      smallest height and check that playback goes on in it
+//                      (the played height must become that rendition's)
 //
 // With PLAY_DEBUG=1 in the environment, the player's debug log and every
 // request and response are written to stderr.
@@ -45,6 +48,7 @@ const { values: opts } = parseArgs({
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
     'same-origin': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
+    switch: { type: 'boolean', default: false },
   },
 });
 
@@ -81,6 +85,19 @@ const page = `<!doctype html>
 <script src="/lib/player.js"></script>
 <script>
 window.__mps = { errors: [], events: [], ready: false };
+// levels lists the video renditions the player knows; switchTo forces one.
+window.__mps.levels = () => {
+  const p = window.__player;
+  if (!p) return [];
+  if (window.Hls && p instanceof Hls) return p.levels.map((l) => ({ height: l.height, width: l.width, bitrate: l.bitrate }));
+  return (p.getRepresentationsByType('video') || []).map((r) => ({ height: r.height, width: r.width, bitrate: r.bandwidth }));
+};
+window.__mps.switchTo = (idx) => {
+  const p = window.__player;
+  if (window.Hls && p instanceof Hls) { p.currentLevel = idx; return; }
+  p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+  p.setRepresentationForTypeByIndex('video', idx, true);
+};
 const state = window.__mps;
 const video = document.getElementById('v');
 const src = new URLSearchParams(location.search).get('src');
@@ -228,6 +245,9 @@ const result = {
   info: null, // hls: {live, parts, canBlockReload, partTarget, targetDuration}; dash: {dynamic}
   latency: null, // seconds behind live as the player estimates it (informational)
   crossed: 0, // discontinuities (hls.js) or period switches (dash.js) that playback went through
+  levels: [], // with --switch: the video renditions offered
+  switchedTo: null, // with --switch: {index, height} of the forced rendition
+  switchTime: null, // with --switch: currentTime when the switch was asked
 };
 
 let browser;
@@ -319,13 +339,30 @@ try {
   // Tell a driving test that playback is running (it may now, for example,
   // make the publisher reconnect).
   if (!s.errors.length && s.t > 0) process.stderr.write('PLAYING\n');
+  let wantHeight = 0;
+  if (opts.switch && !s.errors.length && s.t > 0) {
+    result.levels = await pg.evaluate(() => window.__mps.levels());
+    let idx = -1;
+    result.levels.forEach((l, i) => { if (idx < 0 || l.height < result.levels[idx].height) idx = i; });
+    if (result.levels.length < 2) {
+      result.errors.push(`--switch: ${result.levels.length} video rendition(s), want at least 2`);
+    } else {
+      wantHeight = result.levels[idx].height;
+      result.switchedTo = { index: idx, height: wantHeight };
+      result.switchTime = s.t;
+      await pg.evaluate((i) => window.__mps.switchTo(i), idx);
+      // Measure the advance from the moment of the switch.
+      result.startTime = s.t;
+      result.framesStart = s.frames;
+    }
+  }
   if (!s.errors.length && Date.now() <= deadline) {
     // Let it play until currentTime advanced by wantAdvance seconds.
     for (;;) {
       await new Promise((r) => setTimeout(r, 250));
       s = await sample();
       if (s.errors.length) break;
-      if (s.t - result.startTime >= wantAdvance && s.frames > result.framesStart) break;
+      if (s.t - result.startTime >= wantAdvance && s.frames > result.framesStart && (!wantHeight || s.h === wantHeight)) break;
       if (Date.now() > deadline) break;
     }
   }
@@ -346,6 +383,7 @@ try {
   if (result.errors.length) problems.push('player reported errors');
   if (!(result.advanced >= wantAdvance)) problems.push(`currentTime advanced ${result.advanced}s, want >= ${wantAdvance}s`);
   if (!(result.framesEnd > result.framesStart)) problems.push(`totalVideoFrames did not grow (${result.framesStart} -> ${result.framesEnd})`);
+  if (wantHeight && result.videoHeight !== wantHeight) problems.push(`after the switch the video is ${result.videoHeight} px high, want ${wantHeight}`);
   result.ok = problems.length === 0;
   await finish(problems.join('; '));
 } catch (e) {
