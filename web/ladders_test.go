@@ -376,3 +376,13 @@ func TestTemplatesFunc(t *testing.T) {
 	wantError(t, f.do(t, request{method: http.MethodPut, path: "/api/v1/streams/live/cam1/ladder", body: `{"template": "default"}`}),
 		http.StatusBadRequest, `unknown ladder template "default" (there are none)`)
 }
+
+func (f *fakeLadders) List() []transcoder.LadderInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]transcoder.LadderInfo, 0, len(f.running))
+	for _, li := range f.running {
+		out = append(out, li)
+	}
+	return out
+}

@@ -10,15 +10,20 @@ import (
 	"github.com/mps-dev/mps/stream"
 )
 
-// newRegistry returns a registry with the hub's stream metrics and the Go
-// runtime and process metrics.
-func newRegistry(hub *stream.Hub) (*prometheus.Registry, error) {
+// newRegistry returns a registry with the hub's stream metrics, the
+// ladders' progress when ladders can list themselves, and the Go runtime
+// and process metrics.
+func newRegistry(hub *stream.Hub, ladders LadderControl) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newHubCollector(hub),
-	} {
+	}
+	if l, ok := ladders.(ladderLister); ok {
+		cs = append(cs, newLadderCollector(l))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register %T: %w", c, err)
 		}

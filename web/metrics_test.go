@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/mps-dev/mps/transcoder"
 )
 
 func metricValue(t *testing.T, text, series string) float64 {
@@ -72,5 +75,37 @@ func TestTwoServersHaveTheirOwnMetrics(t *testing.T) {
 	}
 	if v := metricValue(t, body(t, b.do(t, request{path: "/metrics"})), "mps_streams"); v != 0 {
 		t.Errorf("server b: mps_streams = %v", v)
+	}
+}
+
+// A running ladder's FFmpeg progress shows in /metrics, and goes away with
+// the ladder.
+func TestLadderMetrics(t *testing.T) {
+	ladders := newFakeLadders()
+	ladders.running["live/cam1"] = transcoder.LadderInfo{
+		Source: "live/cam1", Template: "default", State: transcoder.StateRunning, Restarts: 2,
+		Progress: transcoder.Progress{Frame: 900, FPS: 30.5, Speed: 1.02, DropFrames: 3, DupFrames: 1},
+	}
+	f := newFixtureConfig(t, Config{Ladders: ladders}, nil)
+	text := body(t, f.do(t, request{path: "/metrics"}))
+	labels := `{stream="live/cam1",template="default"}`
+	for series, want := range map[string]float64{
+		"mps_ladder_up":                      1,
+		"mps_ladder_speed_ratio":             1.02,
+		"mps_ladder_frames_per_second":       30.5,
+		"mps_ladder_frames_total":            900,
+		"mps_ladder_dropped_frames_total":    3,
+		"mps_ladder_duplicated_frames_total": 1,
+		"mps_ladder_restarts_total":          2,
+	} {
+		if v := metricValue(t, text, series+labels); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+	if err := ladders.Stop("live/cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if text := body(t, f.do(t, request{path: "/metrics"})); strings.Contains(text, "mps_ladder_up{") {
+		t.Errorf("ladder series remain after the ladder stopped:\n%s", text)
 	}
 }

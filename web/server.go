@@ -88,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 		templateList: cfg.TemplateList,
 		caps:         cfg.Capabilities,
 	}
-	reg, err := newRegistry(cfg.Hub)
+	reg, err := newRegistry(cfg.Hub, cfg.Ladders)
 	if err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
