@@ -11,9 +11,10 @@ import (
 func newRootCommand(version string, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "mps",
-		Short: "MPS media server: RTMP ingest, LL-HLS and DASH playback, admin API",
-		Long: "MPS takes live streams from encoders over RTMP and serves them to players as\n" +
-			"low-latency HLS and DASH, with an admin API and Prometheus metrics.\n\n" +
+		Short: "MPS media server: RTMP ingest, live transcoding ladders, LL-HLS and DASH playback, admin API",
+		Long: "MPS takes live streams from encoders over RTMP, transcodes them into\n" +
+			"adaptive-bitrate ladders, and serves them to players as low-latency HLS and\n" +
+			"DASH, with an admin API and Prometheus metrics.\n\n" +
 			"Start it with `mps serve`.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
