@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 const (
@@ -29,43 +29,26 @@ var sps352x288 = []byte{
 	0x00, 0x03, 0x00, 0x3d, 0x08,
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	hub  *stream.Hub
 	srv  *Server
-	logs *syncBuffer
+	logs *testutil.LogBuffer
 }
 
 // newFixture returns a server over a fresh hub; playback may be nil.
 func newFixture(t testing.TB, token string, playback http.Handler) *fixture {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return newFixtureConfig(t, Config{Token: token, Playback: playback, Logger: log}, logs)
 }
 
 // newFixtureConfig returns a server over a fresh hub with cfg; logs
 // receives the log when cfg.Logger writes to it.
-func newFixtureConfig(t testing.TB, cfg Config, logs *syncBuffer) *fixture {
+func newFixtureConfig(t testing.TB, cfg Config, logs *testutil.LogBuffer) *fixture {
 	t.Helper()
 	if logs == nil {
-		logs = &syncBuffer{}
+		logs = &testutil.LogBuffer{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
