@@ -69,7 +69,7 @@ func makeTestMedia(seconds int) (*testMedia, error) {
 	m := &testMedia{fps: fps, dur: dur}
 	var au [][]byte
 	flush := func() error {
-		nalus, _, sps, pps := stripParams(au, false)
+		nalus, _, sps, pps := stream.SplitParameterSets(au, false)
 		if sps != nil {
 			m.sps, m.pps = sps, pps
 		}

@@ -251,7 +251,7 @@ func demuxRung(r io.Reader, ro *rungOut, ref int64, log *slog.Logger) error {
 }
 
 func (d *rungDemux) onVideo(rawPTS, rawDTS int64, au [][]byte) {
-	nalus, vps, sps, pps := stripParams(au, d.hevc)
+	nalus, vps, sps, pps := stream.SplitParameterSets(au, d.hevc)
 	if vps != nil {
 		d.vps = vps
 	}

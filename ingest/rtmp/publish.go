@@ -219,37 +219,7 @@ func (ps *publishSession) ignoreTrack(codec string) {
 // out of the payload: they live in the track, and when they change the
 // session restarts with new tracks.
 func (ps *publishSession) onH26x(t *inTrack, pts, dts time.Duration, au [][]byte, hevc bool) {
-	var vps, sps, pps []byte
-	nalus := make([][]byte, 0, len(au))
-	for _, n := range au {
-		if hevc {
-			switch h265.NALUType((n[0] >> 1) & 0b111111) {
-			case h265.NALUType_VPS_NUT:
-				vps = n
-				continue
-			case h265.NALUType_SPS_NUT:
-				sps = n
-				continue
-			case h265.NALUType_PPS_NUT:
-				pps = n
-				continue
-			case h265.NALUType_AUD_NUT:
-				continue
-			}
-		} else {
-			switch h264.NALUType(n[0] & 0b11111) {
-			case h264.NALUTypeSPS:
-				sps = n
-				continue
-			case h264.NALUTypePPS:
-				pps = n
-				continue
-			case h264.NALUTypeAccessUnitDelimiter:
-				continue
-			}
-		}
-		nalus = append(nalus, n)
-	}
+	nalus, vps, sps, pps := stream.SplitParameterSets(au, hevc)
 
 	if vps != nil || sps != nil || pps != nil {
 		switch cur := t.codec.(type) {
