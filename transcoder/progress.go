@@ -18,13 +18,41 @@ type Progress struct {
 	Frame int64 `json:"frame"`
 	// FPS is the encoding rate in frames per second.
 	FPS float64 `json:"fps"`
-	// Speed is the encoding rate as a multiple of real time; below 1 the
-	// ladder cannot keep up with a live source.
+	// Speed is the encoding rate as a multiple of real time over the last
+	// seconds; below 1 the ladder cannot keep up with a live source.
 	Speed      float64 `json:"speed"`
 	DropFrames int64   `json:"drop_frames"`
 	DupFrames  int64   `json:"dup_frames"`
 	// Updated is when the report arrived; zero before the first one.
 	Updated time.Time `json:"updated,omitzero"`
+
+	// outTime is the media time of the output, for the speed.
+	outTime time.Duration
+}
+
+// speedSmoothing weighs a new speed sample against the running value.
+// ffmpeg's own speed is an average since the child started (and, with
+// -copyts, counts from the source's first timestamp), so a ladder that
+// keeps up shows well under 1x for minutes; the speed is measured between
+// reports instead.
+const speedSmoothing = 0.3
+
+// measureSpeed sets cur.Speed from the media time the output advanced
+// since prev, over the wall time between them.
+func measureSpeed(prev, cur *Progress) {
+	if prev.Updated.IsZero() || prev.outTime <= 0 || cur.outTime <= prev.outTime {
+		return
+	}
+	wall := cur.Updated.Sub(prev.Updated)
+	if wall < 100*time.Millisecond {
+		return
+	}
+	sample := float64(cur.outTime-prev.outTime) / float64(wall)
+	if prev.Speed <= 0 {
+		cur.Speed = sample
+		return
+	}
+	cur.Speed = prev.Speed + speedSmoothing*(sample-prev.Speed)
 }
 
 // maxProgressLine bounds a line of -progress output; longer ones are
@@ -36,7 +64,7 @@ const maxProgressLine = 4096
 // It returns when r ends. Malformed lines and values are ignored.
 func readProgress(r io.Reader, fn func(Progress)) error {
 	br := bufio.NewReaderSize(r, maxProgressLine)
-	var cur Progress
+	var cur, last Progress
 	skipping := false
 	for {
 		line, isPrefix, err := br.ReadLine()
@@ -53,6 +81,8 @@ func readProgress(r io.Reader, fn func(Progress)) error {
 		}
 		if parseProgressLine(&cur, line) {
 			cur.Updated = time.Now()
+			measureSpeed(&last, &cur)
+			last = cur
 			fn(cur)
 		}
 	}
@@ -81,6 +111,10 @@ func parseProgressLine(p *Progress, line []byte) (done bool) {
 			p.Speed = f
 		} else if val == "N/A" {
 			p.Speed = 0
+		}
+	case "out_time_us":
+		if n, ok := parseCount(val); ok {
+			p.outTime = time.Duration(n) * time.Microsecond
 		}
 	case "drop_frames":
 		if n, ok := parseCount(val); ok {

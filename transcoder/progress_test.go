@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // realProgress is ffmpeg 5.1's -progress output for a two-output run.
@@ -80,4 +81,33 @@ func FuzzProgress(f *testing.F) {
 			}
 		})
 	})
+}
+
+// The speed is the media time produced over the wall time between reports,
+// not ffmpeg's average since the start, which stays under 1x for minutes
+// when a live child waited for its input.
+func TestMeasureSpeed(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	prev := Progress{Updated: t0, outTime: 10 * time.Second, Speed: 0.4}
+	cur := Progress{Updated: t0.Add(2 * time.Second), outTime: 12 * time.Second, Speed: 0.41}
+	measureSpeed(&prev, &cur)
+	want := 0.4 + speedSmoothing*(1.0-0.4)
+	if math.Abs(cur.Speed-want) > 1e-9 {
+		t.Fatalf("speed %v, want %v", cur.Speed, want)
+	}
+	// Steady real-time output converges on 1x.
+	for i := 0; i < 30; i++ {
+		next := Progress{Updated: cur.Updated.Add(time.Second), outTime: cur.outTime + time.Second, Speed: 0.5}
+		measureSpeed(&cur, &next)
+		cur = next
+	}
+	if math.Abs(cur.Speed-1) > 0.01 {
+		t.Fatalf("speed after 30 s of real-time output: %v", cur.Speed)
+	}
+	// Without a usable previous report, ffmpeg's own figure stays.
+	first := Progress{Updated: t0, outTime: time.Second, Speed: 0.7}
+	measureSpeed(&Progress{}, &first)
+	if first.Speed != 0.7 {
+		t.Fatalf("first report speed %v", first.Speed)
+	}
 }
