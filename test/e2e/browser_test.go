@@ -41,6 +41,16 @@ type playResult struct {
 	} `json:"info"`
 	Latency *float64 `json:"latency"`
 	Crossed int      `json:"crossed"`
+	// With --switch: the video renditions offered, and the one forced.
+	Levels []struct {
+		Width   int `json:"width"`
+		Height  int `json:"height"`
+		Bitrate int `json:"bitrate"`
+	} `json:"levels"`
+	SwitchedTo *struct {
+		Index  int `json:"index"`
+		Height int `json:"height"`
+	} `json:"switchedTo"`
 }
 
 // browserDir returns test/browser, or skips (outside CI) when its npm
@@ -121,11 +131,29 @@ func TestBrowserPlayback(t *testing.T) {
 // once the page reports that playback has started.
 func runPlayer(t *testing.T, ctx context.Context, dir, player, u string, advance, timeout int, onPlaying func()) playResult {
 	t.Helper()
+	return runPlayerWith(t, ctx, dir, player, u, advance, timeout, onPlaying, playerOptions{})
+}
+
+// playerOptions are runPlayerWith's less common settings.
+type playerOptions struct {
+	Args []string // more play.mjs options, e.g. --switch
+	// Width and Height are the picture size the video element must show at
+	// the end (default 640x360, the publishers' size).
+	Width, Height int
+}
+
+// runPlayerWith is runPlayer with options.
+func runPlayerWith(t *testing.T, ctx context.Context, dir, player, u string, advance, timeout int, onPlaying func(), o playerOptions) playResult {
+	t.Helper()
+	if o.Width == 0 && o.Height == 0 {
+		o.Width, o.Height = 640, 360
+	}
 	pctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	shot := filepath.Join(t.TempDir(), player+".png")
 	args := []string{filepath.Join(dir, "play.mjs"), "--url", u, "--player", player,
 		"--advance", strconv.Itoa(advance), "--timeout", strconv.Itoa(timeout), "--screenshot", shot}
+	args = append(args, o.Args...)
 	cmd := exec.CommandContext(pctx, "node", args...)
 	cmd.Dir = dir
 	var stdout strings.Builder
@@ -174,8 +202,8 @@ func runPlayer(t *testing.T, ctx context.Context, dir, player, u string, advance
 	if len(res.ExternalRequests) > 0 {
 		t.Errorf("%s: the page tried to reach other hosts: %v", player, res.ExternalRequests)
 	}
-	if res.OK && (res.VideoWidth != 640 || res.VideoHeight != 360) {
-		t.Errorf("%s: video element shows %dx%d, want 640x360", player, res.VideoWidth, res.VideoHeight)
+	if res.OK && (res.VideoWidth != o.Width || res.VideoHeight != o.Height) {
+		t.Errorf("%s: video element shows %dx%d, want %dx%d", player, res.VideoWidth, res.VideoHeight, o.Width, o.Height)
 	}
 	return res
 }
