@@ -58,6 +58,12 @@ type plannedRung struct {
 	out           *rungOut // set when the ladder adopts the plan
 }
 
+// fmp4 reports whether the rung comes back from the child as fragmented
+// MP4 (AV1 and VP9, which MPEG-TS cannot carry) rather than MPEG-TS.
+func (r *plannedRung) fmp4() bool {
+	return !r.Passthrough && (r.Video.Codec == CodecAV1 || r.Video.Codec == CodecVP9)
+}
+
 // transcoded returns the rungs the child encodes.
 func (p *plan) transcoded() []*plannedRung {
 	var out []*plannedRung
@@ -102,8 +108,8 @@ func sourceAudioTrack(s *stream.Session) *stream.Track {
 }
 
 // checkTemplate refuses what the runtime cannot run: a template without
-// rungs, rung names that make invalid or repeated stream names, and video
-// codecs that cannot come back over MPEG-TS.
+// rungs, rung names that make invalid or repeated stream names, and
+// unknown codecs.
 func checkTemplate(source string, tpl *Template) error {
 	if tpl == nil || len(tpl.Rungs) == 0 {
 		return fmt.Errorf("%w: no rungs", ErrInvalidTemplate)
@@ -124,10 +130,7 @@ func checkTemplate(source string, tpl *Template) error {
 			continue
 		}
 		switch r.Video.Codec {
-		case "", CodecH264, CodecH265:
-		case CodecAV1, CodecVP9:
-			return fmt.Errorf("rung %q: %w: %s renditions cannot come back from ffmpeg over MPEG-TS; use h264 or h265",
-				r.Name, ErrUnsupportedCodec, r.Video.Codec)
+		case "", CodecH264, CodecH265, CodecAV1, CodecVP9:
 		default:
 			return fmt.Errorf("%w: rung %q: unknown video codec %q", ErrInvalidTemplate, r.Name, r.Video.Codec)
 		}
@@ -189,7 +192,8 @@ func makePlan(source string, s *stream.Session, tpl *Template, o planOptions) (*
 		if pr.audio == "" {
 			pr.audio = CodecAAC
 		}
-		if p.audio == nil {
+		if p.audio == nil || pr.fmp4() {
+			// AV1 and VP9 rungs carry video only (see fmp4out.go).
 			pr.audio = AudioNone
 		}
 		pr.pipe = n
@@ -259,6 +263,8 @@ func (p *plan) layout() pipeLayout {
 //     delay. This is the low-latency default; it costs some compression.
 //   - Scene-cut keyframes are off and keyframes are forced as IDR, so that
 //     segments line up across rungs.
+//   - AV1 and VP9 rungs, which MPEG-TS cannot carry, are written as
+//     fragmented MP4, one fragment per frame, video only (see fmp4out.go).
 func buildArgs(p *plan, firstPTS time.Duration) []string {
 	fd := func(i int) string { return "pipe:" + strconv.Itoa(3+i) }
 	lay := p.layout()
@@ -319,6 +325,13 @@ func buildArgs(p *plan, firstPTS time.Duration) []string {
 			args = append(args, "-map", "0:a:0")
 			args = append(args, audioArgs(r)...)
 		}
+		if r.fmp4() {
+			// One fragment per frame, so that a frame leaves the child as
+			// soon as the next one is encoded.
+			args = append(args, "-f", "mp4", "-movflags", "+frag_every_frame+empty_moov+default_base_moof",
+				"-flush_packets", "1", "-max_muxing_queue_size", "4096", fd(r.pipe))
+			continue
+		}
 		args = append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1",
 			"-max_muxing_queue_size", "4096", fd(r.pipe))
 	}
@@ -355,21 +368,32 @@ func videoArgs(r *plannedRung, firstPTS time.Duration) []string {
 	preset := v.Preset
 	if preset == "" {
 		preset = DefaultPresets[CodecH264]
-		if v.Codec == CodecH265 {
-			preset = DefaultPresets[CodecH265]
+		if _, ok := DefaultPresets[v.Codec]; ok {
+			preset = DefaultPresets[v.Codec]
 		}
 	}
 	// Natural keyframes must not come between the forced ones.
 	keyint := strconv.Itoa(max(250, int(r.gop.Seconds()*120)+1))
 	var args []string
 	switch v.Codec {
+	case CodecAV1:
+		return append(av1Args(v, preset, keyint), "-pix_fmt", "yuv420p",
+			"-force_key_frames", keyframeExpr(r.gop, firstPTS),
+			"-enc_time_base:v", "1:90000", "-fps_mode:v", "passthrough")
+	case CodecVP9:
+		// Realtime, no lookahead and no alternate reference frames: no
+		// added latency, and one shown frame per packet.
+		args = []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", preset,
+			"-lag-in-frames", "0", "-auto-alt-ref", "0", "-row-mt", "1", "-g", keyint}
 	case CodecH265:
 		args = []string{"-c:v", "libx265", "-preset", preset,
-			"-x265-params", "log-level=error:scenecut=0:open-gop=0:bframes=0"}
+			"-x265-params", "log-level=error:scenecut=0:open-gop=0:bframes=0",
+			"-bf", "0", "-g", keyint, "-forced-idr", "1"}
 	default:
-		args = []string{"-c:v", "libx264", "-preset", preset, "-sc_threshold", "0"}
+		args = []string{"-c:v", "libx264", "-preset", preset, "-sc_threshold", "0",
+			"-bf", "0", "-g", keyint, "-forced-idr", "1"}
 	}
-	args = append(args, "-bf", "0", "-g", keyint, "-forced-idr", "1", "-pix_fmt", "yuv420p",
+	args = append(args, "-pix_fmt", "yuv420p",
 		"-force_key_frames", keyframeExpr(r.gop, firstPTS),
 		"-enc_time_base:v", "1:90000", "-fps_mode:v", "passthrough")
 	if v.Profile != "" {
@@ -393,6 +417,25 @@ func videoArgs(r *plannedRung, firstPTS time.Duration) []string {
 		}
 	}
 	return args
+}
+
+// av1Args: SVT-AV1 honours forced keyframes only in CRF mode (with
+// enable-force-key-frames), so a bitrate becomes a capped CRF: the
+// rung's maxrate (1.1x the bitrate by default) is its maximum bitrate
+// (mbr, in kbit/s), and bufsize is not used. No lookahead and a mini-GOP
+// of 4 keep the encoder's delay to a few frames (about 1 s with SVT-AV1's
+// defaults). Scene-cut keyframes are off by default in SVT-AV1. AV1 has
+// no frame reordering in the container: DTS = PTS.
+func av1Args(v Video, preset, keyint string) []string {
+	params := "enable-force-key-frames=1:lookahead=0:hierarchical-levels=2"
+	maxRate := v.MaxRate
+	if maxRate <= 0 && v.Bitrate > 0 {
+		maxRate = v.Bitrate * 11 / 10
+	}
+	if maxRate > 0 {
+		params += ":mbr=" + strconv.FormatInt(max(1, int64(maxRate)/1000), 10)
+	}
+	return []string{"-c:v", "libsvtav1", "-preset", preset, "-svtav1-params", params, "-g", keyint}
 }
 
 func audioArgs(r *plannedRung) []string {

@@ -322,7 +322,15 @@ func (l *ladder) startChild(au *stream.AccessUnit) error {
 		ro, pipe := r.out, c.outs[r.pipe]
 		ro.attach(func() { l.markRunning(gen) })
 		c.goFunc(func() {
-			if err := demuxRung(pipe, ro, ref, l.log); err != nil {
+			var err error
+			if r.fmp4() {
+				// The fMP4 output starts its timeline at 0 on the rung's
+				// first frame: that is the keyframe the child starts with.
+				err = demuxFMP4Rung(pipe, ro, firstOutTicks(r, toTicks(au.PTS)))
+			} else {
+				err = demuxRung(pipe, ro, ref, l.log)
+			}
+			if err != nil {
 				l.log.Error("transcoder rendition output", "error", err)
 				l.setLastErr(err.Error())
 			}

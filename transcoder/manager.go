@@ -21,9 +21,6 @@ var (
 	// ErrUnsupportedSource: the source cannot be transcoded (AV1 or VP9
 	// video, which cannot be fed to ffmpeg over MPEG-TS, or no video).
 	ErrUnsupportedSource = errors.New("source cannot be transcoded")
-	// ErrUnsupportedCodec: a rung asks for a codec the live runtime cannot
-	// carry back from ffmpeg (AV1 and VP9 do not go in MPEG-TS).
-	ErrUnsupportedCodec = errors.New("rung codec not supported for live ladders")
 	// ErrInvalidTemplate: the template cannot be run as given.
 	ErrInvalidTemplate = errors.New("invalid ladder template")
 	// ErrClosed: the manager was closed.
@@ -121,10 +118,10 @@ func (m *Manager) backoff() (lo, hi time.Duration) {
 // Start runs tpl on the live stream name, replacing the ladder it runs, if
 // any (the old child is stopped first; the rung streams continue as new
 // sessions). The template gets its defaults (Template.WithDefaults); Start
-// does not Validate it against the ffmpeg's capabilities: do that first. It fails with ErrNoStream when the stream is not live,
-// ErrUnsupportedSource when its current session cannot be transcoded,
-// ErrUnsupportedCodec or ErrInvalidTemplate for a template the runtime
-// cannot run. A rendition cannot get a ladder of its own
+// does not Validate it against the ffmpeg's capabilities: do that first.
+// It fails with ErrNoStream when the stream is not live,
+// ErrUnsupportedSource when its current session cannot be transcoded, and
+// ErrInvalidTemplate for a template the runtime cannot run. A rendition cannot get a ladder of its own
 // (ErrUnsupportedSource). The ladder stops by itself when the stream ends.
 func (m *Manager) Start(name string, tpl *Template) error {
 	if err := checkTemplate(name, tpl); err != nil {

@@ -603,9 +603,10 @@ func TestUnsupported(t *testing.T) {
 	if err := env.m.Start("live/none", testTemplate()); !errors.Is(err, ErrNoStream) {
 		t.Errorf("missing stream: %v", err)
 	}
+	// AV1 rungs are supported (fMP4 output); the AV1 source is not.
 	tpl := &Template{Name: "av1", Rungs: []Rung{{Name: "720p", Video: Video{Codec: CodecAV1, Height: 720}}}}
-	if err := env.m.Start("live/av1", tpl); !errors.Is(err, ErrUnsupportedCodec) {
-		t.Errorf("AV1 rung: %v", err)
+	if err := env.m.Start("live/av1", tpl); !errors.Is(err, ErrUnsupportedSource) {
+		t.Errorf("AV1 rung on an AV1 source: %v", err)
 	}
 	for _, bad := range []*Template{nil, {Name: "empty"}, {Rungs: []Rung{{Name: "a/b"}}}, {Rungs: []Rung{{Name: "a"}, {Name: "a"}}}} {
 		if err := env.m.Start("live/av1", bad); !errors.Is(err, ErrInvalidTemplate) {

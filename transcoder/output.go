@@ -73,6 +73,12 @@ func (ro *rungOut) endSession(reason error) {
 	ro.refused = false
 }
 
+// writeVideo publishes one video access unit of the rung, with the codec
+// parameters known so far (vc) and the rung's audio codec (ac, nil for
+// none). It is the one publishing path of both the MPEG-TS demuxer
+// (H.264, H.265) and the fMP4 one (AV1, VP9): it (re)publishes the session
+// on a keyframe when there is none or the codecs changed, drops what comes
+// before that keyframe, and keeps DTS increasing.
 func (ro *rungOut) writeVideo(vc, ac codecs.Codec, dts, pts time.Duration, key bool, payload []byte) {
 	if dts < 0 {
 		return

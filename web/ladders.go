@@ -29,7 +29,7 @@ type LadderControl interface {
 
 // Errors a LadderControl may wrap, besides the transcoder's own
 // (transcoder.ErrNoStream, ErrNoLadder, ErrUnsupportedSource,
-// ErrUnsupportedCodec, ErrInvalidTemplate, ErrClosed), to choose the
+// ErrInvalidTemplate, ErrClosed), to choose the
 // status the API answers.
 var (
 	// ErrLadderUnsupported: the stream cannot be transcoded with the
@@ -160,8 +160,7 @@ func ladderError(name string, err error) error {
 		return noLadder(name, err)
 	case errors.Is(err, transcoder.ErrNoStream), errors.Is(err, stream.ErrNotFound):
 		return apiError(http.StatusNotFound, fmt.Sprintf("stream %q is not live: %v", name, err), err)
-	case errors.Is(err, ErrLadderUnsupported), errors.Is(err, transcoder.ErrUnsupportedSource),
-		errors.Is(err, transcoder.ErrUnsupportedCodec):
+	case errors.Is(err, ErrLadderUnsupported), errors.Is(err, transcoder.ErrUnsupportedSource):
 		return apiError(http.StatusConflict, err.Error(), err)
 	case errors.Is(err, transcoder.ErrInvalidTemplate):
 		return apiError(http.StatusBadRequest, err.Error(), err)

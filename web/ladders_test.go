@@ -202,7 +202,6 @@ func TestStartLadderRefusals(t *testing.T) {
 		want   string
 	}{
 		{fmt.Errorf("ladder live/cam1: %w: av1 video", transcoder.ErrUnsupportedSource), http.StatusConflict, "source cannot be transcoded: av1 video"},
-		{fmt.Errorf("rung %q: %w", "x", transcoder.ErrUnsupportedCodec), http.StatusConflict, "rung codec not supported"},
 		{fmt.Errorf("wrapped: %w", ErrLadderUnsupported), http.StatusConflict, "the stream cannot be transcoded"},
 		{fmt.Errorf("ladder live/cam1: %w", transcoder.ErrNoStream), http.StatusNotFound, `stream "live/cam1" is not live`},
 		{fmt.Errorf("%w: rung name too long", transcoder.ErrInvalidTemplate), http.StatusBadRequest, "rung name too long"},

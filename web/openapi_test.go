@@ -139,6 +139,9 @@ func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type, 
 		if f.Anonymous {
 			continue // its fields are listed on their own
 		}
+		if !f.IsExported() {
+			continue // encoding/json leaves it out
+		}
 		tag, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if tag == "" || tag == "-" {
 			t.Fatalf("%s.%s has no JSON name", typ, f.Name)
