@@ -24,7 +24,8 @@ type admissionCall struct {
 // TestAdmissionWebhook runs mps with an admission webhook that picks a
 // ladder for one stream and refuses another: the first gets its
 // renditions, the second's publisher is turned away with the webhook's
-// reason logged, and a third publishes untouched.
+// reason logged, and a third publishes untouched. A fourth, which the
+// webhook admits without a ladder, gets one from a ladder rule.
 func TestAdmissionWebhook(t *testing.T) {
 	var mu sync.Mutex
 	var calls []admissionCall
@@ -49,12 +50,13 @@ func TestAdmissionWebhook(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	s := startServer(t, serverOptions{Config: ladderConfig(fmt.Sprintf("admission:\n  url: %s/admit\n  timeout: 5s\n", hook.URL))})
+	s := startServer(t, serverOptions{Config: ladderConfig(fmt.Sprintf("admission:\n  url: %s/admit\n  timeout: 5s\nladder_rules:\n  - match: live/ruled-*\n    ladder: test3\n", hook.URL))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	plain := ffmpegPublish(t, ctx, s.RTMPURL("live/plain"), pubOptions{})
 	hooked := publishLadderSource(t, ctx, s, "live/hooked", "", 0)
+	ruled := publishLadderSource(t, ctx, s, "live/ruled-1", "", 0)
 	banned := ffmpegPublish(t, ctx, s.RTMPURL("live/banned"), pubOptions{Duration: 30 * time.Second})
 
 	expectRefused(t, banned, "publisher the webhook refuses")
@@ -70,11 +72,16 @@ func TestAdmissionWebhook(t *testing.T) {
 		t.Errorf("live/hooked ladder = %+v, %v; want test3 picked by the webhook", li, ok)
 	}
 
+	waitRenditions(t, s, "live/ruled-1", ladderResolutions, 1, 60*time.Second)
+	if li, ok := s.ladder(t, "live/ruled-1"); !ok || li.Template != "test3" {
+		t.Errorf("live/ruled-1 ladder = %+v, %v; want test3 from the rule", li, ok)
+	}
+
 	waitForPlaylist(t, s, "live/plain", 2)
 	if _, ok := s.ladder(t, "live/plain"); ok {
 		t.Error("live/plain got a ladder; the webhook gave none")
 	}
-	for _, p := range []*proc{plain, hooked} {
+	for _, p := range []*proc{plain, hooked, ruled} {
 		if !p.Running() {
 			t.Errorf("an admitted publisher exited: %v", p.err)
 		}
