@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 // testMedia is real encoded media, made by ffmpeg at test time, split into
@@ -51,7 +52,7 @@ func makeSizedMedia(t testing.TB, seconds int, size string, keyArgs ...string) *
 	if err != nil {
 		t.Fatalf("encode video: %v", err)
 	}
-	nalus := splitAnnexB(out)
+	nalus := testutil.SplitAnnexB(out)
 	m := &testMedia{fps: fps}
 	var sps, pps []byte
 	var au [][]byte
@@ -152,25 +153,4 @@ func (m *testMedia) publishPart(t testing.TB, p *stream.Publisher, tracks []*str
 		}
 		p.WriteUnit(au)
 	}
-}
-
-// splitAnnexB splits a whole Annex-B byte stream into NAL units.
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				out = append(out, bytes.TrimRight(b[start:i], "\x00"))
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 {
-		out = append(out, b[start:])
-	}
-	return out
 }

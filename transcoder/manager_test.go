@@ -88,7 +88,7 @@ func makeTestMedia(seconds int) (*testMedia, error) {
 	var annexb h264.AnnexB
 	if err := annexb.Unmarshal(out); err != nil {
 		// Too many NAL units for one access unit: split by hand.
-		annexb = splitAnnexB(out)
+		annexb = testutil.SplitAnnexB(out)
 	}
 	for _, n := range annexb {
 		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter {
@@ -124,26 +124,6 @@ func makeTestMedia(seconds int) (*testMedia, error) {
 		return nil, errors.New("test media: unexpected encoder output")
 	}
 	return m, nil
-}
-
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				out = append(out, bytes.TrimRight(b[start:i], "\x00"))
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 {
-		out = append(out, b[start:])
-	}
-	return out
 }
 
 func (m *testMedia) tracks() []*stream.Track {

@@ -164,3 +164,26 @@ func leakedGoroutines(pkgs []string, wait time.Duration) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// SplitAnnexB splits a whole H.264 or H.265 Annex-B byte stream, such as
+// ffmpeg writes with -f h264, into its NAL units. (mediacommon's AnnexB
+// reads one access unit and refuses a whole stream's worth of units.)
+func SplitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+3 <= len(b); {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if start >= 0 {
+				out = append(out, bytes.TrimRight(b[start:i], "\x00"))
+			}
+			i += 3
+			start = i
+			continue
+		}
+		i++
+	}
+	if start >= 0 {
+		out = append(out, b[start:])
+	}
+	return out
+}
