@@ -486,11 +486,11 @@ func (ll *lineLogger) read(r io.Reader, log *slog.Logger) {
 		if text == "" {
 			continue
 		}
-		ll.mu.Lock()
-		ll.last = text
-		ll.mu.Unlock()
 		level := slog.LevelDebug
 		if isErrorLine(text) {
+			ll.mu.Lock()
+			ll.last = text
+			ll.mu.Unlock()
 			now := time.Now()
 			if now.Sub(windowStart) > 10*time.Second {
 				windowStart, inWindow = now, 0

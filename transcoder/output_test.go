@@ -5,7 +5,11 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"log/slog"
+	"strings"
 	"testing"
+
+	"github.com/mps-dev/mps/test/testutil"
 )
 
 func testJPEG(t testing.TB, w, h int, seed byte) []byte {
@@ -118,5 +122,23 @@ func TestUnwrap(t *testing.T) {
 	u = unwrapper{prev: 5 * wrap}
 	if got := u.unwrap(7); got != 5*wrap+7 {
 		t.Errorf("far reference: %d", got)
+	}
+}
+
+// The ladder's last_error names ffmpeg's last error line, not a warning
+// that happened to come after it.
+func TestLineLoggerRemembersErrors(t *testing.T) {
+	var ll lineLogger
+	logs := &testutil.LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ll.read(strings.NewReader("[info] starting\n[error] Error while decoding stream #0:0\n[swscaler @ 0x1] [warning] deprecated pixel format used\n"), log)
+	if got := ll.lastLine(); got != "[error] Error while decoding stream #0:0" {
+		t.Fatalf("last line %q", got)
+	}
+	if n := len(logs.Lines("level=WARN", "Error while decoding")); n != 1 {
+		t.Fatalf("%d warn lines for the error:\n%s", n, logs)
+	}
+	if n := len(logs.Lines("level=DEBUG", "deprecated pixel format")); n != 1 {
+		t.Fatalf("the warning was not logged at debug:\n%s", logs)
 	}
 }
