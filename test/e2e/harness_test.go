@@ -490,12 +490,26 @@ func waitForPlaylist(t *testing.T, s *server, name string, minSegments int) (str
 // api calls the admin API with the test's bearer token (token "" sends none).
 func (s *server) api(t *testing.T, method, path, token string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL(path), nil)
+	return s.apiRequest(t, method, path, token, "")
+}
+
+// apiBody calls the admin API with a JSON body and the test's token.
+func (s *server) apiBody(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	return s.apiRequest(t, method, path, apiToken, body)
+}
+
+func (s *server) apiRequest(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL(path), strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

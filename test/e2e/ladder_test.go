@@ -486,27 +486,6 @@ type apiLadder struct {
 	} `json:"progress"`
 }
 
-// apiBody calls the admin API with a body (the test's token).
-func (s *server) apiBody(t *testing.T, method, path, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, s.URL(path), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return resp.StatusCode, b
-}
-
 // ladder returns the ladder of name; ok is false on 404.
 func (s *server) ladder(t *testing.T, name string) (apiLadder, bool) {
 	t.Helper()
