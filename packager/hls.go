@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -50,15 +51,30 @@ func (m *muxer) renderMediaPlaylists() []*mediaPlaylist {
 }
 
 // listedSegments returns the window of segments a playlist shows: the last
-// PlaylistSegments complete ones and the one in progress.
+// PlaylistSegments complete ones (or, with a DVR window, as many as cover
+// it) and the one in progress.
 func (m *muxer) listedSegments() []*segment {
+	return m.segments[m.firstListed():]
+}
+
+// firstListed is the index in m.segments of the first listed segment.
+func (m *muxer) firstListed() int {
 	segs := m.segments
 	complete := len(segs)
 	if complete > 0 && !segs[complete-1].complete {
 		complete--
 	}
 	first := max(0, complete-m.cfg.PlaylistSegments)
-	return segs[first:]
+	if w := m.cfg.DVRWindow; w > 0 {
+		var covered time.Duration
+		i := complete
+		for i > 0 && covered < w {
+			i--
+			covered += segs[i].duration()
+		}
+		first = min(first, i)
+	}
+	return first
 }
 
 func (m *muxer) renderMediaPlaylist(track int) []byte {
@@ -74,8 +90,8 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 		}
 	}
 
-	var b strings.Builder
-	b.Grow(2048)
+	var b bytes.Buffer
+	b.Grow(2048 + 128*len(segs))
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n")
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s,HOLD-BACK=%s\n",
@@ -111,15 +127,17 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 				fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", m.initName(track, s.period))
 			}
 		}
-		b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
-		b.WriteString(s.dateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
-		b.WriteByte('\n')
 		var ts *trackSegment
 		var timescale uint32 = 90000
 		if track < len(s.tracks) {
 			ts = s.tracks[track]
 			timescale = s.period.tracks[track].timescale
 		}
+		if i < partsFrom && s.complete && ts != nil {
+			b.Write(m.segmentLines(track, s))
+			continue
+		}
+		writeDateTime(&b, s)
 		if i >= partsFrom && ts != nil {
 			for j, p := range ts.parts {
 				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%s,URI=\"%s\"", seconds(fromTicks(p.duration, timescale)), m.partName(track, s.msn, j))
@@ -132,16 +150,11 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 		if !s.complete {
 			break
 		}
-		if ts == nil || len(ts.parts) == 0 {
-			b.WriteString("#EXT-X-GAP\n")
-			fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", seconds(m.cfg.SegmentDuration), m.segmentName(track, s.msn))
-			continue
-		}
-		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", seconds(fromTicks(ts.duration(), timescale)), m.segmentName(track, s.msn))
+		m.writeSegmentLine(&b, track, s, ts, timescale)
 	}
 	if m.ended {
 		b.WriteString("#EXT-X-ENDLIST\n")
-		return []byte(b.String())
+		return b.Bytes()
 	}
 	hintMSN, hintPart := m.nextMSN, 0
 	if cur := m.current(); cur != nil {
@@ -151,7 +164,39 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 		}
 	}
 	fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", m.partName(track, hintMSN, hintPart))
-	return []byte(b.String())
+	return b.Bytes()
+}
+
+func writeDateTime(b *bytes.Buffer, s *segment) {
+	b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
+	b.WriteString(s.dateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
+	b.WriteByte('\n')
+}
+
+// writeSegmentLine writes the EXTINF and URI of complete segment s, a gap
+// when ts, track's share of it, holds no media.
+func (m *muxer) writeSegmentLine(b *bytes.Buffer, track int, s *segment, ts *trackSegment, timescale uint32) {
+	if ts == nil || len(ts.parts) == 0 {
+		b.WriteString("#EXT-X-GAP\n")
+		fmt.Fprintf(b, "#EXTINF:%s,\n%s\n", seconds(m.cfg.SegmentDuration), m.segmentName(track, s.msn))
+		return
+	}
+	fmt.Fprintf(b, "#EXTINF:%s,\n%s\n", seconds(fromTicks(ts.duration(), timescale)), m.segmentName(track, s.msn))
+}
+
+// segmentLines returns the date, EXTINF and URI lines of track in complete
+// segment s. They never change, so they are rendered once: a long DVR
+// window then costs a copy per playlist update. Called with mu held for
+// writing.
+func (m *muxer) segmentLines(track int, s *segment) []byte {
+	ts := s.tracks[track]
+	if ts.lines == nil {
+		var b bytes.Buffer
+		writeDateTime(&b, s)
+		m.writeSegmentLine(&b, track, s, ts, s.period.tracks[track].timescale)
+		ts.lines = b.Bytes()
+	}
+	return ts.lines
 }
 
 // hasPart reports whether track's playlist already lists part idx of

@@ -25,6 +25,7 @@ type part struct {
 // trackSegment is one track's share of a segment.
 type trackSegment struct {
 	parts []*part
+	lines []byte // its media playlist lines once complete; see segmentLines
 }
 
 func (ts *trackSegment) start() int64 {
@@ -475,11 +476,7 @@ func (m *muxer) openSegment(t time.Duration, src cut, found bool) {
 	m.nextDisc = false
 	m.partStart = t
 	m.segments = append(m.segments, seg)
-	keep := m.cfg.PlaylistSegments + 3
-	for len(m.segments) > keep {
-		m.segments[0] = nil
-		m.segments = m.segments[1:]
-	}
+	m.trimSegments()
 	m.tl.mu.Lock()
 	if len(m.tl.cuts) == keepCuts {
 		copy(m.tl.cuts, m.tl.cuts[1:])
@@ -487,6 +484,20 @@ func (m *muxer) openSegment(t time.Duration, src cut, found bool) {
 	}
 	m.tl.cuts = append(m.tl.cuts, cut{period: p, start: t, msn: seg.msn, cc: cc})
 	m.tl.mu.Unlock()
+}
+
+// keepUnlisted is how many segments before the playlist window stay
+// available, for players that loaded an older playlist.
+const keepUnlisted = 2
+
+// trimSegments forgets the segments no playlist lists any more.
+func (m *muxer) trimSegments() {
+	drop := m.firstListed() - keepUnlisted
+	if drop <= 0 {
+		return
+	}
+	clear(m.segments[:drop])
+	m.segments = m.segments[drop:]
 }
 
 func (m *muxer) cutParts(seg *segment) error {

@@ -19,6 +19,11 @@ type Config struct {
 	PartDuration time.Duration
 	// PlaylistSegments is how many complete segments a live playlist lists (default 6).
 	PlaylistSegments int
+	// DVRWindow, when set, makes live playlists and MPDs list complete
+	// segments covering at least this much media (and no fewer than
+	// PlaylistSegments), so that players can seek back; older segments are
+	// dropped. 0 turns it off.
+	DVRWindow time.Duration
 	// Linger keeps an ended stream's final playlist available (default 60 s).
 	Linger time.Duration
 	// BlockTimeout bounds how long a blocking playlist or part request is
@@ -56,6 +61,7 @@ func (c *Config) setDefaults() {
 	if c.PlaylistSegments <= 0 {
 		c.PlaylistSegments = 6
 	}
+	c.DVRWindow = max(c.DVRWindow, 0)
 	if c.Linger <= 0 {
 		c.Linger = time.Minute
 	}
