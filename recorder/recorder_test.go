@@ -1,0 +1,315 @@
+package recorder
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
+	"github.com/mps-dev/mps/test/testutil"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testutil.RunWithLeakCheck(m, "github.com/mps-dev/mps/recorder.", "github.com/mps-dev/mps/stream."))
+}
+
+// env is a hub with a recorder on a temporary folder.
+type env struct {
+	hub    *stream.Hub
+	rec    *Recorder
+	bus    *events.Bus
+	dir    string
+	media  *testmedia.Media
+	closed bool
+}
+
+func newEnv(t *testing.T, seconds int, cfg Config) *env {
+	t.Helper()
+	e := &env{media: testmedia.MakeMedia(t, seconds), bus: events.NewBus(0)}
+	e.hub = stream.NewHub(stream.HubConfig{GracePeriod: -1, Logger: slog.New(slog.DiscardHandler)})
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	e.dir = cfg.Dir
+	cfg.Hub, cfg.Events, cfg.Logger = e.hub, e.bus, slog.New(slog.DiscardHandler)
+	var err error
+	if e.rec, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	e.rec.Close()
+	e.hub.Close()
+}
+
+func recordAll(string) (Options, bool) { return Options{}, true }
+
+// publish pushes the media (unpaced unless pace) as one session and ends it.
+func (e *env) publish(t *testing.T, name string, pace bool) {
+	t.Helper()
+	tracks := []*stream.Track{e.media.Video, e.media.Audio}
+	p, err := e.hub.Publish(name, tracks, stream.PublishOptions{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.media.Publish(t, p, tracks, pace, 0)
+	p.Close(nil)
+	s, err := e.hub.Get(name)
+	if err == nil {
+		select {
+		case <-s.Ended():
+		case <-time.After(5 * time.Second):
+			t.Fatal("stream did not end")
+		}
+	}
+}
+
+// waitEvent waits for an event of typ.
+func (e *env) waitEvent(t *testing.T, typ string, n int) []events.Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.bus.Recent(0, func(ev events.Event) bool { return ev.Type == typ })
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d %s events, got %d: %v", n, typ, len(got), e.bus.Recent(0, nil))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// probe returns ffprobe's format duration of a file and its video frame count.
+func probe(t *testing.T, path string) (seconds float64, frames int) {
+	t.Helper()
+	testutil.RequireTools(t, "ffprobe")
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "format=duration:stream=nb_read_frames", "-of", "default=nw=1:nk=1", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) != 2 {
+		t.Fatalf("ffprobe %s: %q", path, out)
+	}
+	frames, _ = strconv.Atoi(lines[0])
+	seconds, _ = strconv.ParseFloat(lines[1], 64)
+	return seconds, frames
+}
+
+func TestRolloverIsContinuous(t *testing.T) {
+	e := newEnv(t, 5, Config{Rollover: 2 * time.Second, Rule: recordAll})
+	e.publish(t, "live/roll", false)
+	e.waitEvent(t, events.RecordingFinished, 1)
+
+	page, err := e.rec.List(Filter{Stream: "live/roll"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Recordings) != 3 {
+		t.Fatalf("want 3 archives for 5 s with 2 s rollover, got %d", len(page.Recordings))
+	}
+	frames := 0
+	for i, rec := range page.Recordings {
+		if rec.State != StateComplete || rec.Seq != i+1 || rec.Session != page.Recordings[0].Session {
+			t.Fatalf("archive %d: %+v", i, rec)
+		}
+		if i > 0 && !rec.Start.Equal(page.Recordings[i-1].End) {
+			t.Fatalf("archive %d starts at %s, the previous one ends at %s", i, rec.Start, page.Recordings[i-1].End)
+		}
+		d, n := probe(t, filepath.Join(e.dir, rec.Path))
+		if diff := d - rec.Duration; diff < -0.05 || diff > 0.05 {
+			t.Fatalf("archive %d: ffprobe says %.3f s, metadata %.3f s", i, d, rec.Duration)
+		}
+		frames += n
+	}
+	if frames != len(e.media.Frames) {
+		t.Fatalf("archives hold %d frames, %d were published", frames, len(e.media.Frames))
+	}
+	fin := e.waitEvent(t, events.RecordingFinished, 1)[0]
+	if fin.Data["files"] != 3 || fin.Stream != "live/roll" {
+		t.Fatalf("finished event: %+v", fin)
+	}
+}
+
+// TestCrashedArchiveIsRepaired cuts an archive in the middle of a fragment,
+// as a kill -9 during a write would, and starts a new recorder on it.
+func TestCrashedArchiveIsRepaired(t *testing.T) {
+	e := newEnv(t, 4, Config{Rule: recordAll})
+	e.publish(t, "live/crash", false)
+	e.waitEvent(t, events.RecordingFinished, 1)
+	rec := e.rec.List
+	page, _ := rec(Filter{})
+	if len(page.Recordings) != 1 {
+		t.Fatalf("want 1 archive, got %d", len(page.Recordings))
+	}
+	r0 := page.Recordings[0]
+	e.close()
+
+	path := filepath.Join(e.dir, r0.Path)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, info.Size()-5000); err != nil {
+		t.Fatal(err)
+	}
+	r0.State = StateRecording
+	if err := writeSidecar(path+".json", r0); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := newEnv(t, 1, Config{Dir: e.dir})
+	got, err := e2.rec.Get(r0.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateComplete || !got.Repaired {
+		t.Fatalf("after restart: state %s repaired %v", got.State, got.Repaired)
+	}
+	if got.Duration >= r0.Duration || got.Duration < r0.Duration-1.1 {
+		t.Fatalf("repaired duration %.3f, was %.3f before the cut", got.Duration, r0.Duration)
+	}
+	d, _ := probe(t, path)
+	if diff := d - got.Duration; diff < -0.05 || diff > 0.05 {
+		t.Fatalf("ffprobe says %.3f s, metadata %.3f s", d, got.Duration)
+	}
+	testutil.RequireTools(t, "ffmpeg")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("repaired archive does not decode cleanly: %v\n%s", err, out)
+	}
+}
+
+func TestExportCutsOnKeyframes(t *testing.T) {
+	e := newEnv(t, 6, Config{Rule: recordAll})
+	e.publish(t, "live/x", false)
+	e.waitEvent(t, events.RecordingFinished, 1)
+	page, _ := e.rec.List(Filter{Stream: "live/x"})
+	r0 := page.Recordings[0]
+
+	from := r0.Start.Add(1500 * time.Millisecond)
+	to := r0.Start.Add(4200 * time.Millisecond)
+	x, err := e.rec.Export("live/x", "", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	// Keyframes are 1 s apart: the cut is at the one at 1 s.
+	if got := x.Start.Sub(r0.Start); got != time.Second {
+		t.Fatalf("export starts %s into the archive, want the keyframe at 1s", got)
+	}
+	out := filepath.Join(t.TempDir(), "x.mp4")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := x.WriteTo(f)
+	_ = f.Close()
+	if err != nil || n != x.Size {
+		t.Fatalf("wrote %d bytes (said %d): %v", n, x.Size, err)
+	}
+	d, frames := probe(t, out)
+	if want := x.End.Sub(x.Start).Seconds(); d < want-0.05 || d > want+0.05 || d < 3.1 || d > 3.3 {
+		t.Fatalf("export lasts %.3f s, want %.3f (3.2)", d, want)
+	}
+	if frames != 96 {
+		t.Fatalf("export has %d frames, want 96", frames)
+	}
+
+	if _, err := e.rec.Export("live/x", "", to, from); !errors.Is(err, ErrInvalidRange) {
+		t.Fatalf("end before start: %v", err)
+	}
+	if _, err := e.rec.Export("live/none", "", from, to); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("unknown stream: %v", err)
+	}
+	if _, err := e.rec.Export("live/x", "", to.Add(time.Hour), to.Add(2*time.Hour)); !errors.Is(err, ErrNothingInRange) {
+		t.Fatalf("empty range: %v", err)
+	}
+	if _, err := e.rec.Playback("../../etc", "", from, to); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("traversal: %v", err)
+	}
+}
+
+func TestRetentionDeletesOldestFirst(t *testing.T) {
+	e := newEnv(t, 2, Config{Rule: recordAll})
+	for i := range 4 {
+		e.publish(t, "live/ret", false)
+		e.waitEvent(t, events.RecordingFinished, i+1)
+	}
+	page, _ := e.rec.List(Filter{Stream: "live/ret"})
+	if len(page.Recordings) != 4 {
+		t.Fatalf("want 4 archives, got %d", len(page.Recordings))
+	}
+	keep := page.Recordings[2:]
+	e.rec.cfg.Retention.MaxSize = keep[0].Size + keep[1].Size
+	e.rec.applyRetention(time.Now())
+
+	page, _ = e.rec.List(Filter{Stream: "live/ret"})
+	if len(page.Recordings) != 2 || page.Recordings[0].ID != keep[0].ID || page.Recordings[1].ID != keep[1].ID {
+		t.Fatalf("retention kept %+v, want the 2 newest", page.Recordings)
+	}
+	deleted := e.waitEvent(t, events.RecordingDeleted, 2)
+	for _, ev := range deleted {
+		if ev.Data["reason"] != "retention" {
+			t.Fatalf("deleted event: %+v", ev)
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, ev.Data["path"].(string))); !os.IsNotExist(err) {
+			t.Fatalf("deleted archive still there: %v", err)
+		}
+	}
+	for _, rec := range keep {
+		if _, err := os.Stat(filepath.Join(e.dir, rec.Path)); err != nil {
+			t.Fatalf("kept archive gone: %v", err)
+		}
+	}
+}
+
+// TestWriteErrorRecovers blocks the archive folder with a file: the
+// recording fails with an event, and resumes once the folder can be made.
+func TestWriteErrorRecovers(t *testing.T) {
+	e := newEnv(t, 8, Config{Rule: recordAll, RetryInterval: 300 * time.Millisecond})
+	blocker := filepath.Join(e.dir, "live")
+	if err := os.WriteFile(blocker, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.publish(t, "live/err", true)
+	}()
+	failed := e.waitEvent(t, events.RecordingFailed, 1)[0]
+	if !strings.Contains(failed.Data["error"].(string), "not a directory") {
+		t.Fatalf("failed event: %+v", failed)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	resumed := e.waitEvent(t, events.RecordingResumed, 1)[0]
+	wg.Wait()
+	e.waitEvent(t, events.RecordingFinished, 1)
+	rec, err := e.rec.Get(resumed.Data["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != StateComplete || rec.Duration < 4 {
+		t.Fatalf("resumed archive: %+v", rec)
+	}
+}
