@@ -27,6 +27,7 @@ type Config struct {
 	LadderRules  []LadderRule          `koanf:"ladder_rules"`
 	Transcoder   Transcoder            `koanf:"transcoder"`
 	Admission    Admission             `koanf:"admission"`
+	Recording    Recording             `koanf:"recording"`
 
 	// Source is the file the configuration was read from, or "" when only
 	// the built-in defaults and the environment were used.
@@ -76,6 +77,9 @@ type Packager struct {
 	PartDuration     time.Duration `koanf:"part_duration"`
 	PlaylistSegments int           `koanf:"playlist_segments"`
 	Linger           time.Duration `koanf:"linger"`
+	// DVRWindow is how much media a live playlist keeps for seeking back;
+	// 0 turns the DVR window off (PlaylistSegments only).
+	DVRWindow time.Duration `koanf:"dvr_window"`
 }
 
 // Application is a publishing namespace: streams are named
@@ -168,6 +172,7 @@ func Default() Config {
 			},
 		},
 		Admission: Admission{Timeout: 2 * time.Second, OnError: OnErrorDeny},
+		Recording: DefaultRecording(),
 	}
 }
 

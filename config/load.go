@@ -51,6 +51,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err := loadEnv(&cfg, environ); err != nil {
 		return nil, fmt.Errorf("environment: %w", err)
 	}
+	cfg.Recording.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration%s: %w", sourceLabel(cfg.Source), err)
 	}
@@ -74,10 +75,16 @@ func loadFile(cfg *Config, path string, required bool) error {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
 	cfg.Source = path
+	raw := k.Raw()
+	// Before the key check, so that a map where the list belongs is
+	// reported as such.
+	rules, hasRules, err := takeRecordingRules(raw)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := configKeys().unknown(k.Keys(), ""); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
-	raw := k.Raw()
 	if apps, ok := raw["applications"]; ok {
 		delete(raw, "applications")
 		list, err := decodeApplications(apps)
@@ -104,6 +111,9 @@ func loadFile(cfg *Config, path string, required bool) error {
 	}
 	if err := decode(raw, cfg); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if hasRules {
+		cfg.Recording.Rules = rules
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,11 @@ import (
 
 // minSecretLength is the shortest signing secret accepted.
 const minSecretLength = 16
+
+// reservedApplications cannot name applications: the HTTP listener serves
+// other things than live playback under these paths (the API, and the
+// playback of recordings).
+var reservedApplications = []string{"api", "recordings"}
 
 // Validate checks every value and returns all the problems found, one per
 // line, each naming its key.
@@ -72,6 +78,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateApplications()...)
 	errs = append(errs, c.validateLadders()...)
+	errs = append(errs, c.validateRecording()...)
 	return errors.Join(errs...)
 }
 
@@ -91,6 +98,8 @@ func (c *Config) validateApplications() []error {
 			errs = append(errs, fmt.Errorf("%s.name: must be set", where))
 		case strings.Contains(app.Name, "/"):
 			errs = append(errs, fmt.Errorf("%s.name %q: must be one path part, without '/'", where, app.Name))
+		case slices.Contains(reservedApplications, app.Name):
+			errs = append(errs, fmt.Errorf("%s.name %q: reserved, since /%s/ paths are not playback of live streams; choose another name", where, app.Name, app.Name))
 		default:
 			if err := stream.ValidateName(app.Name); err != nil {
 				errs = append(errs, fmt.Errorf("%s.name: %w", where, err))
