@@ -35,8 +35,14 @@ func (s *Server) routes() *echo.Echo {
 	// the handlers tell them apart (see streamPath).
 	api.GET("/streams/*", s.getStream)
 	api.PUT("/streams/*", s.putStream)
+	api.POST("/streams/*", s.postStream)
 	api.DELETE("/streams/*", s.deleteStream)
 	api.GET("/ladders", s.listLadders)
 	api.GET("/capabilities", s.capabilities)
+	api.GET("/recordings", s.listRecordings)
+	api.GET("/recordings/:id", s.getRecording)
+	api.DELETE("/recordings/:id", s.deleteRecording)
+	api.GET("/recordings/:id/download", s.downloadRecording)
+	api.GET("/events", s.listEvents)
 	return e
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
 )
@@ -45,6 +47,15 @@ type Config struct {
 	// /api/v1/capabilities; templates are checked against it before they
 	// start. Nil means ffmpeg was not probed (the route answers 503).
 	Capabilities *transcoder.Capabilities
+
+	// Recordings records streams and serves the recordings (a
+	// *recorder.Recorder). Nil (an untyped nil: not a nil pointer in the
+	// interface) means this server does not record: the recording routes
+	// and /recordings/ playback answer 501.
+	Recordings RecordingControl
+	// Events is the event bus GET /api/v1/events reads. Nil answers that
+	// route with 501.
+	Events *events.Bus
 }
 
 // Server is the HTTP handler of an MPS server.
@@ -61,6 +72,13 @@ type Server struct {
 	templates    func(name string) (*transcoder.Template, bool)
 	templateList func() []transcoder.Template
 	caps         *transcoder.Capabilities
+
+	recordings RecordingControl
+	events     *events.Bus
+	// recordingPlayback serves /recordings/ paths.
+	recordingPlayback http.Handler
+	// serveVOD serves a file of a recorded range; packager.ServeVOD.
+	serveVOD func(w http.ResponseWriter, r *http.Request, v *packager.VOD, file string)
 }
 
 // New builds the handler. Its metrics registry is its own: several servers
@@ -87,7 +105,12 @@ func New(cfg Config) (*Server, error) {
 		templates:    cfg.Templates,
 		templateList: cfg.TemplateList,
 		caps:         cfg.Capabilities,
+
+		recordings: cfg.Recordings,
+		events:     cfg.Events,
+		serveVOD:   packager.ServeVOD,
 	}
+	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
 	reg, err := newRegistry(cfg.Hub, cfg.Ladders)
 	if err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
@@ -107,15 +130,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// dispatch sends API paths to the router and everything else to playback,
-// so that the API's JSON errors and the playback handler's own answers
-// never mix.
+// dispatch sends API paths to the router, /recordings/ paths to the
+// playback of recordings and everything else to live playback, so that the
+// API's JSON errors and the playback handler's own answers never mix.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	if isAPIPath(r.URL.Path) {
+	switch {
+	case isAPIPath(r.URL.Path):
 		s.echo.ServeHTTP(w, r)
-		return
+	case isRecordingPath(r.URL.Path):
+		s.recordingPlayback.ServeHTTP(w, r)
+	default:
+		s.playback.ServeHTTP(w, r)
 	}
-	s.playback.ServeHTTP(w, r)
 }
 
 // isAPIPath reports whether path belongs to the router rather than to

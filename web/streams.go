@@ -41,15 +41,18 @@ func (s *Server) listStreams(c echo.Context) error {
 	return c.JSON(http.StatusOK, infos)
 }
 
-// getStream answers GET /api/v1/streams/{name} and GET
-// /api/v1/streams/{name}/ladder.
+// getStream answers GET /api/v1/streams/{name}, GET
+// /api/v1/streams/{name}/ladder and GET /api/v1/streams/{name}/recording.
 func (s *Server) getStream(c echo.Context) error {
 	name, sub, err := streamPath(c)
 	if err != nil {
 		return err
 	}
-	if sub == subLadder {
+	switch sub {
+	case subLadder:
 		return s.getLadder(c, name)
+	case subRecording:
+		return s.getStreamRecording(c, name)
 	}
 	st, err := s.hub.Get(name)
 	if err != nil {
@@ -65,22 +68,48 @@ func (s *Server) putStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if sub == subLadder {
+	switch sub {
+	case subLadder:
 		return s.putLadder(c, name)
+	case subRecording:
+		c.Response().Header().Set(echo.HeaderAllow, "GET, POST, DELETE")
+		return echo.ErrMethodNotAllowed
 	}
 	c.Response().Header().Set(echo.HeaderAllow, "GET, DELETE")
 	return echo.ErrMethodNotAllowed
 }
 
-// deleteStream answers DELETE /api/v1/streams/{name} (kick the publisher)
-// and DELETE /api/v1/streams/{name}/ladder (stop the ladder).
+// postStream answers POST /api/v1/streams/{name}/recording; only the
+// recording can be posted.
+func (s *Server) postStream(c echo.Context) error {
+	name, sub, err := streamPath(c)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case subRecording:
+		return s.startStreamRecording(c, name)
+	case subLadder:
+		c.Response().Header().Set(echo.HeaderAllow, "GET, PUT, DELETE")
+	default:
+		c.Response().Header().Set(echo.HeaderAllow, "GET, DELETE")
+	}
+	return echo.ErrMethodNotAllowed
+}
+
+// deleteStream answers DELETE /api/v1/streams/{name} (kick the
+// publisher), DELETE /api/v1/streams/{name}/ladder (stop the ladder) and
+// DELETE /api/v1/streams/{name}/recording (stop recording).
 func (s *Server) deleteStream(c echo.Context) error {
 	name, sub, err := streamPath(c)
 	if err != nil {
 		return err
 	}
-	if sub == subLadder {
+	switch sub {
+	case subLadder:
 		return s.deleteLadder(c, name)
+	case subRecording:
+		return s.stopStreamRecording(c, name)
 	}
 	return s.kickStream(c, name)
 }
@@ -107,23 +136,26 @@ func (s *Server) kickStream(c echo.Context, name string) error {
 const subLadder = "ladder"
 
 // streamSubresources are the sub-resources a stream path may end with.
-var streamSubresources = []string{subLadder}
+var streamSubresources = []string{subLadder, subRecording}
 
 // streamPath splits the {name}[/{sub}] part of a /api/v1/streams/ path,
 // such as "live/cam1" or "live/cam1/ladder", into the stream name and the
-// sub-resource ("" for the stream itself). A trailing "/ladder" after a
-// name of two or more parts is the ladder resource: no rung can be named
-// "ladder", so it never hides a rendition, and a stream needs an
-// application and a name, so "live/ladder" stays the stream of that name.
-// It returns a 400 error for an invalid stream name.
+// sub-resource ("" for the stream itself). A trailing "/ladder" or
+// "/recording" after a name of two or more parts is that sub-resource. It
+// would hide a rung of that name, so rungs must not be named so (see the
+// transcoder's reserved rung names). A stream needs an application and a
+// name, so "live/ladder" stays the stream of that name. It returns a 400
+// error for an invalid stream name.
 func streamPath(c echo.Context) (name, sub string, err error) {
 	raw := c.Param("*")
 	full, err := url.PathUnescape(raw)
 	if err != nil {
 		return "", "", apiError(http.StatusBadRequest, fmt.Sprintf("invalid stream name %q: bad escape", raw), err)
 	}
-	if base, ok := strings.CutSuffix(full, "/"+subLadder); ok && strings.Contains(base, "/") && stream.ValidateName(base) == nil {
-		return base, subLadder, nil
+	for _, sub := range streamSubresources {
+		if base, ok := strings.CutSuffix(full, "/"+sub); ok && strings.Contains(base, "/") && stream.ValidateName(base) == nil {
+			return base, sub, nil
+		}
 	}
 	if err := stream.ValidateName(full); err != nil {
 		return "", "", apiError(http.StatusBadRequest, err.Error(), err)
