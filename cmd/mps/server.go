@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/config"
+	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/packager"
+	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
 	"github.com/mps-dev/mps/web"
@@ -28,6 +30,8 @@ type server struct {
 	hub         *stream.Hub
 	packager    *packager.Packager
 	transcoding *transcoding
+	events      *events.Bus
+	recorder    *recorder.Recorder
 	rtmp        *rtmp.Server // nil when RTMP is disabled
 	http        *http.Server
 	httpLn      net.Listener
@@ -55,6 +59,12 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	pcfg := packagerConfig(cfg.Packager, log)
 	pcfg.Ladders = s.transcoding.manager
 	s.packager = packager.New(s.hub, pcfg)
+	s.events = events.NewBus(0)
+	s.events.LogTo(log)
+	s.recorder, err = startRecorder(cfg, s.hub, s.transcoding.manager, s.events, log)
+	if err != nil {
+		return nil, err
+	}
 
 	api, err := web.New(web.Config{
 		Hub:          s.hub,
@@ -65,6 +75,8 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Templates:    cfg.Ladder,
 		TemplateList: func() []transcoder.Template { return cfg.Ladders },
 		Capabilities: s.transcoding.caps,
+		Recordings:   s.recorder,
+		Events:       s.events,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -77,7 +89,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			Auth:      authPolicy(cfg.Applications),
 			Logger:    log,
 			Admit:     s.transcoding.admit,
-			OnPublish: s.transcoding.onPublish,
+			OnPublish: onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log)),
 		}
 		if err := s.rtmp.Initialize(); err != nil {
 			s.rtmp = nil
@@ -172,10 +184,22 @@ func (s *server) close() {
 		_ = s.httpLn.Close()
 	}
 	s.transcoding.close()
+	if s.recorder != nil {
+		s.recorder.Close()
+	}
 	if s.packager != nil {
 		s.packager.Close()
 	}
 	if s.hub != nil {
 		s.hub.Close()
+	}
+}
+
+// onPublishAll calls each of fns for a new publisher, in order.
+func onPublishAll(fns ...func(rtmp.PublishInfo)) func(rtmp.PublishInfo) {
+	return func(pi rtmp.PublishInfo) {
+		for _, fn := range fns {
+			fn(pi)
+		}
 	}
 }

@@ -31,6 +31,7 @@ func packagerConfig(c config.Packager, log *slog.Logger) packager.Config {
 		PartDuration:     c.PartDuration,
 		PlaylistSegments: c.PlaylistSegments,
 		Linger:           c.Linger,
+		DVRWindow:        c.DVRWindow,
 		Logger:           log,
 	}
 }
