@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 // mpdDoc is the part of an MPD the tests read.
@@ -82,7 +83,7 @@ func segTimes(ss []struct {
 // and each Period's presentationTimeOffset is the time of its first
 // segment, so that a player finds media at every Period start.
 func TestDASHReconnectPeriodsAreContiguous(t *testing.T) {
-	media := makeTestMedia(t, 4)
+	media := testmedia.MakeMedia(t, 4)
 	ts := newTestServer(t, 5*time.Second, Config{PlaylistSegments: 10})
 	for session, from := range []time.Duration{21 * time.Millisecond, 500 * time.Millisecond} {
 		tracks := tracksOf(media)
@@ -90,7 +91,7 @@ func TestDASHReconnectPeriodsAreContiguous(t *testing.T) {
 		if err != nil {
 			t.Fatalf("session %d: %v", session, err)
 		}
-		media.publish(t, p, tracks, false, from)
+		media.Publish(t, p, tracks, false, from)
 		p.Close(nil)
 		time.Sleep(300 * time.Millisecond) // the time a reconnect takes
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 // publishDVR publishes 20 s of media with 1 s GOPs into a packager cutting
@@ -16,7 +17,7 @@ import (
 // stays open, so that the stream is live.
 func publishDVR(t *testing.T, cfg Config) (*testServer, *muxer) {
 	t.Helper()
-	media := makeTestMedia(t, 20)
+	media := testmedia.MakeMedia(t, 20)
 	cfg.SegmentDuration = time.Second
 	ts := newTestServer(t, -1, cfg)
 	tracks := tracksOf(media)
@@ -25,7 +26,7 @@ func publishDVR(t *testing.T, cfg Config) (*testServer, *muxer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close(nil) })
-	media.publish(t, p, tracks, false, 0)
+	media.Publish(t, p, tracks, false, 0)
 	m := ts.pkg.muxer("live/dvr")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 // staticLadders maps each source to its variants.
@@ -99,24 +100,24 @@ func attrs(list string) map[string]string {
 func TestLadder(t *testing.T) {
 	const seconds = 8
 	forced := []string{"-g", "300", "-sc_threshold", "0", "-force_key_frames", "expr:gte(t,n_forced*1)"}
-	src := makeSizedMedia(t, seconds, "640x360", "-g", "30", "-sc_threshold", "0")
-	r270 := makeSizedMedia(t, seconds, "480x270", forced...)
-	r180 := makeSizedMedia(t, seconds, "320x180", forced...)
-	if !slices.Equal(src.keys, r270.keys) || !slices.Equal(src.keys, r180.keys) {
+	src := testmedia.MakeSizedMedia(t, seconds, "640x360", "-g", "30", "-sc_threshold", "0")
+	r270 := testmedia.MakeSizedMedia(t, seconds, "480x270", forced...)
+	r180 := testmedia.MakeSizedMedia(t, seconds, "320x180", forced...)
+	if !slices.Equal(src.Keys, r270.Keys) || !slices.Equal(src.Keys, r180.Keys) {
 		t.Fatal("the renditions' keyframes are not at the source's")
 	}
 	const name = "live/lad"
 	ladders := staticLadders{name: {name, name + "/270p", name + "/180p"}}
 	ts := newTestServer(t, -1, Config{PlaylistSegments: 10, Ladders: ladders})
 
-	publish := func(name string, m *testMedia, skip time.Duration) *stream.Publisher {
+	publish := func(name string, m *testmedia.Media, skip time.Duration) *stream.Publisher {
 		tracks := tracksOf(m)
 		p, err := ts.hub.Publish(name, tracks, stream.PublishOptions{Protocol: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { p.Close(nil) })
-		m.publishPart(t, p, tracks, false, 0, skip)
+		m.PublishPart(t, p, tracks, false, 0, skip)
 		return p
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -306,9 +307,9 @@ func TestLadder(t *testing.T) {
 func TestLadderAfterReconnect(t *testing.T) {
 	const seconds = 4
 	forced := []string{"-g", "300", "-sc_threshold", "0", "-force_key_frames", "expr:gte(t,n_forced*1)"}
-	src := makeSizedMedia(t, seconds, "640x360", "-g", "30", "-sc_threshold", "0")
-	r270 := makeSizedMedia(t, seconds, "480x270", forced...)
-	r180 := makeSizedMedia(t, seconds, "320x180", forced...)
+	src := testmedia.MakeSizedMedia(t, seconds, "640x360", "-g", "30", "-sc_threshold", "0")
+	r270 := testmedia.MakeSizedMedia(t, seconds, "480x270", forced...)
+	r180 := testmedia.MakeSizedMedia(t, seconds, "320x180", forced...)
 	const name = "live/lre"
 	ladders := staticLadders{name: {name, name + "/270p", name + "/180p"}}
 	ts := newTestServer(t, 5*time.Second, Config{PlaylistSegments: 10, Ladders: ladders})
@@ -318,14 +319,14 @@ func TestLadderAfterReconnect(t *testing.T) {
 			p.Close(nil)
 		}
 	})
-	publish := func(name string, m *testMedia) {
+	publish := func(name string, m *testmedia.Media) {
 		tracks := tracksOf(m)
 		p, err := ts.hub.Publish(name, tracks, stream.PublishOptions{Protocol: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		pubs = append(pubs, p)
-		m.publish(t, p, tracks, false, 0)
+		m.Publish(t, p, tracks, false, 0)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

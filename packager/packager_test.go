@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 type testServer struct {
@@ -49,8 +50,8 @@ func (ts *testServer) get(t *testing.T, path string) (int, string, http.Header) 
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func tracksOf(m *testMedia) []*stream.Track {
-	v, a := *m.video, *m.audio
+func tracksOf(m *testmedia.Media) []*stream.Track {
+	v, a := *m.Video, *m.Audio
 	return []*stream.Track{&v, &a}
 }
 
@@ -83,14 +84,14 @@ func countFrames(t *testing.T, url string) (video int, hasAudio bool) {
 }
 
 func TestEndedStreamPlaysToTheEnd(t *testing.T) {
-	media := makeTestMedia(t, 8)
+	media := testmedia.MakeMedia(t, 8)
 	ts := newTestServer(t, -1, Config{PlaylistSegments: 10})
 	tracks := tracksOf(media)
 	p, err := ts.hub.Publish("live/vod", tracks, stream.PublishOptions{Protocol: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	media.publish(t, p, tracks, false, 0)
+	media.Publish(t, p, tracks, false, 0)
 	p.Close(nil)
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -114,23 +115,23 @@ func TestEndedStreamPlaysToTheEnd(t *testing.T) {
 		}
 	}
 	frames, audio := countFrames(t, ts.srv.URL+"/live/vod/index.m3u8")
-	if frames != len(media.frames) || !audio {
-		t.Errorf("HLS decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.frames))
+	if frames != len(media.Frames) || !audio {
+		t.Errorf("HLS decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.Frames))
 	}
 	code, mpd, _ := ts.get(t, "/live/vod/manifest.mpd")
 	if code != 200 || !strings.Contains(mpd, `type="static"`) {
 		t.Fatalf("MPD after end: %d\n%s", code, mpd)
 	}
 	frames, audio = countFrames(t, ts.srv.URL+"/live/vod/manifest.mpd")
-	if frames != len(media.frames) || !audio {
-		t.Errorf("DASH decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.frames))
+	if frames != len(media.Frames) || !audio {
+		t.Errorf("DASH decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.Frames))
 	}
 }
 
 var partRe = regexp.MustCompile(`#EXT-X-PART:DURATION=([0-9.]+),URI="([^"]+)"`)
 
 func TestLowLatencyPlaylistAndBlockingReload(t *testing.T) {
-	media := makeTestMedia(t, 8)
+	media := testmedia.MakeMedia(t, 8)
 	ts := newTestServer(t, -1, Config{})
 	tracks := tracksOf(media)
 	p, err := ts.hub.Publish("live/ll", tracks, stream.PublishOptions{Protocol: "test"})
@@ -140,7 +141,7 @@ func TestLowLatencyPlaylistAndBlockingReload(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		media.publish(t, p, tracks, true, 0)
+		media.Publish(t, p, tracks, true, 0)
 		p.Close(nil)
 	}()
 	defer func() { <-done }()
@@ -195,7 +196,7 @@ func TestLowLatencyPlaylistAndBlockingReload(t *testing.T) {
 }
 
 func TestReconnectShowsDiscontinuity(t *testing.T) {
-	media := makeTestMedia(t, 4)
+	media := testmedia.MakeMedia(t, 4)
 	ts := newTestServer(t, 5*time.Second, Config{PlaylistSegments: 10})
 	for session := range 2 {
 		tracks := tracksOf(media)
@@ -203,7 +204,7 @@ func TestReconnectShowsDiscontinuity(t *testing.T) {
 		if err != nil {
 			t.Fatalf("session %d: %v", session, err)
 		}
-		media.publish(t, p, tracks, false, 0)
+		media.Publish(t, p, tracks, false, 0)
 		p.Close(nil)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 // TestPartPastCompleteSegmentIsNotHeld asks for a part after the last part
@@ -14,7 +15,7 @@ import (
 // the publisher reconnects does that. No such part will ever exist, so the
 // answer is 404 at once, not a request held until BlockTimeout.
 func TestPartPastCompleteSegmentIsNotHeld(t *testing.T) {
-	media := makeTestMedia(t, 3)
+	media := testmedia.MakeMedia(t, 3)
 	const block = 5 * time.Second
 	ts := newTestServer(t, 10*time.Second, Config{BlockTimeout: block})
 	tracks := tracksOf(media)
@@ -22,7 +23,7 @@ func TestPartPastCompleteSegmentIsNotHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	media.publish(t, p, tracks, false, 0)
+	media.Publish(t, p, tracks, false, 0)
 	p.Close(nil)
 	// The publisher is back, but has sent nothing yet: the segment that was
 	// in progress is now complete and the next one has not started.

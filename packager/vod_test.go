@@ -18,11 +18,12 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/mps-dev/mps/test/testmedia"
 )
 
 // vodPeriodOf lays media out as a recording would: video and audio samples
 // interleaved in time order in one file, the first DTS at from.
-func vodPeriodOf(media *testMedia, from time.Duration, start time.Time) VODPeriod {
+func vodPeriodOf(media *testmedia.Media, from time.Duration, start time.Time) VODPeriod {
 	const videoTicks, audioTicks = 90000, 48000
 	p := VODPeriod{
 		Tracks:     tracksOf(media),
@@ -38,16 +39,16 @@ func vodPeriodOf(media *testMedia, from time.Duration, start time.Time) VODPerio
 		buf.Write(payload)
 	}
 	v0, a0 := ticks(from, videoTicks), ticks(from, audioTicks)
-	frame := int64(videoTicks / media.fps)
+	frame := int64(videoTicks / media.FPS)
 	vi, ai := 0, 0
-	for vi < len(media.frames) || ai < len(media.aus) {
-		vt := time.Duration(vi) * time.Second / time.Duration(media.fps)
+	for vi < len(media.Frames) || ai < len(media.AUs) {
+		vt := time.Duration(vi) * time.Second / time.Duration(media.FPS)
 		at := time.Duration(ai) * 1024 * time.Second / audioTicks
-		if vi < len(media.frames) && (ai >= len(media.aus) || vt <= at) {
-			add(0, v0+int64(vi)*frame, uint32(frame), media.keys[vi], media.frames[vi])
+		if vi < len(media.Frames) && (ai >= len(media.AUs) || vt <= at) {
+			add(0, v0+int64(vi)*frame, uint32(frame), media.Keys[vi], media.Frames[vi])
 			vi++
 		} else {
-			add(1, a0+int64(ai)*1024, 1024, true, media.aus[ai])
+			add(1, a0+int64(ai)*1024, 1024, true, media.AUs[ai])
 			ai++
 		}
 	}
@@ -89,8 +90,8 @@ var (
 
 // twoPeriodVOD is 7 s of media recorded twice, the second time starting at
 // an odd media time and a minute later.
-func twoPeriodVOD(t *testing.T) (*VOD, *testMedia) {
-	media := makeTestMedia(t, 7)
+func twoPeriodVOD(t *testing.T) (*VOD, *testmedia.Media) {
+	media := testmedia.MakeMedia(t, 7)
 	return &VOD{Periods: []VODPeriod{
 		vodPeriodOf(media, 0, vodT0),
 		vodPeriodOf(media, 3600*time.Second+137*time.Millisecond, vodT0.Add(time.Minute)),
@@ -120,7 +121,7 @@ func TestVODHLS(t *testing.T) {
 		t.Errorf("BANDWIDTH %d, AVERAGE-BANDWIDTH %d", bw, avg)
 	}
 
-	for track, wantSamples := range []int{len(media.frames), len(media.aus)} {
+	for track, wantSamples := range []int{len(media.Frames), len(media.AUs)} {
 		code, body, _ := vodGet(t, fmt.Sprintf("%st%d.m3u8?%s", base, track, vodQuery))
 		pl := string(body)
 		if code != 200 {
@@ -153,8 +154,8 @@ func TestVODHLS(t *testing.T) {
 
 	// A player decodes every frame of both periods.
 	frames, audio := countFrames(t, base+"index.m3u8?"+vodQuery)
-	if frames != 2*len(media.frames) || !audio {
-		t.Errorf("HLS decoded %d video frames (audio %v), want %d and audio", frames, audio, 2*len(media.frames))
+	if frames != 2*len(media.Frames) || !audio {
+		t.Errorf("HLS decoded %d video frames (audio %v), want %d and audio", frames, audio, 2*len(media.Frames))
 	}
 }
 
@@ -312,13 +313,13 @@ func TestVODDASH(t *testing.T) {
 	// ffmpeg's DASH reader plays the first Period.
 	one := serveVOD(t, &VOD{Periods: v.Periods[:1]})
 	frames, audio := countFrames(t, one.URL+"/vod/manifest.mpd")
-	if frames != len(media.frames) || !audio {
-		t.Errorf("DASH decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.frames))
+	if frames != len(media.Frames) || !audio {
+		t.Errorf("DASH decoded %d video frames (audio %v), want %d and audio", frames, audio, len(media.Frames))
 	}
 }
 
 func TestVODSegmentation(t *testing.T) {
-	media := makeSizedMedia(t, 6, "160x120", "-g", "45", "-keyint_min", "45", "-sc_threshold", "0")
+	media := testmedia.MakeSizedMedia(t, 6, "160x120", "-g", "45", "-keyint_min", "45", "-sc_threshold", "0")
 	p := vodPeriodOf(media, 0, vodT0)
 	for _, tc := range []struct {
 		target time.Duration
@@ -353,7 +354,7 @@ func TestVODSegmentation(t *testing.T) {
 // TestVODAudioGapAndMissingTrack: a segment without audio samples and a
 // period without audio are listed as gaps, and their files are 404.
 func TestVODAudioGapAndMissingTrack(t *testing.T) {
-	media := makeTestMedia(t, 7)
+	media := testmedia.MakeMedia(t, 7)
 	p := vodPeriodOf(media, 0, vodT0)
 	var kept []VODSample
 	for _, s := range p.Samples[1] {
@@ -425,7 +426,7 @@ type failingReader struct{}
 func (failingReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("disk on fire") }
 
 func TestVODBrokenInput(t *testing.T) {
-	media := makeTestMedia(t, 2)
+	media := testmedia.MakeMedia(t, 2)
 	p := vodPeriodOf(media, 0, vodT0)
 	short := p
 	short.Media = bytes.NewReader(nil)
