@@ -153,36 +153,93 @@ func (tw *trackWriter) duration() time.Duration {
 }
 
 // fragmentEncoder turns the tracks' finalized samples into one fragment
-// (moof+mdat with a traf per track).
+// (moof+mdat with a traf per track), written into a reused buffer: each
+// payload is copied once, and nothing is allocated per frame.
 type fragmentEncoder struct {
 	seq uint32
-	buf seekablebuffer.Buffer
+	buf []byte
 }
 
+// Sample flags of the trun: a sync sample depends on no other; a non-sync
+// one depends on others and is marked non-sync.
+const (
+	flagsSync    = 0x02000000
+	flagsNonSync = 0x01010000
+)
+
 // encode returns the fragment, or nil when no track has samples. The
-// returned bytes are valid until the next call. The payloads are copied
-// once, into the fragment.
+// returned bytes are valid until the next call.
 func (fe *fragmentEncoder) encode(tracks []*trackWriter) ([]byte, error) {
-	var parts []*fmp4.PartTrack
-	for i, tw := range tracks {
-		if len(tw.samples) == 0 {
-			continue
+	moofSize := 8 + 16 // moof header, mfhd
+	dataSize := 0
+	for _, tw := range tracks {
+		if n := len(tw.samples); n > 0 {
+			moofSize += 8 + 16 + 20 + 20 + 16*n // traf, tfhd, tfdt, trun
+			for _, s := range tw.samples {
+				dataSize += len(s.Payload)
+			}
 		}
-		parts = append(parts, &fmp4.PartTrack{ID: i + 1, BaseTime: uint64(tw.fragBase), Samples: tw.samples})
 	}
-	if len(parts) == 0 {
+	if moofSize == 24 {
 		return nil, nil
 	}
-	fe.seq++
-	fe.buf.Reset()
-	if err := (fmp4.Part{SequenceNumber: fe.seq, Tracks: parts}).Marshal(&fe.buf); err != nil {
-		return nil, fmt.Errorf("encode fragment %d: %w", fe.seq, err)
+	if uint64(moofSize)+8+uint64(dataSize) > 1<<32-1 {
+		return nil, fmt.Errorf("fragment of %d bytes is too large", dataSize)
 	}
+	fe.seq++
+	b := fe.buf[:0]
+	b = box(b, moofSize, "moof")
+	b = box(b, 16, "mfhd")
+	b = be32(b, 0)
+	b = be32(b, fe.seq)
+	dataOffset := moofSize + 8
+	for i, tw := range tracks {
+		n := len(tw.samples)
+		if n == 0 {
+			continue
+		}
+		b = box(b, 8+16+20+20+16*n, "traf")
+		b = box(b, 16, "tfhd")
+		b = be32(b, 0x020000) // default-base-is-moof
+		b = be32(b, uint32(i+1))
+		b = box(b, 20, "tfdt")
+		b = be32(b, 1<<24) // version 1: 64-bit time
+		b = be32(b, uint32(uint64(tw.fragBase)>>32))
+		b = be32(b, uint32(tw.fragBase))
+		b = box(b, 20+16*n, "trun")
+		b = be32(b, 1<<24|trunDataOffset|trunDuration|trunSize|trunFlags|trunCTS) // version 1: signed offsets
+		b = be32(b, uint32(n))
+		b = be32(b, uint32(dataOffset))
+		for _, s := range tw.samples {
+			flags := uint32(flagsSync)
+			if s.IsNonSyncSample {
+				flags = flagsNonSync
+			}
+			b = be32(b, s.Duration)
+			b = be32(b, uint32(len(s.Payload)))
+			b = be32(b, flags)
+			b = be32(b, uint32(s.PTSOffset))
+			dataOffset += len(s.Payload)
+		}
+	}
+	b = box(b, 8+dataSize, "mdat")
 	for _, tw := range tracks {
+		for _, s := range tw.samples {
+			b = append(b, s.Payload...)
+		}
 		clear(tw.samples)
 		tw.samples = tw.samples[:0]
 	}
-	return fe.buf.Bytes(), nil
+	fe.buf = b
+	return b, nil
+}
+
+func box(b []byte, size int, typ string) []byte {
+	return append(be32(b, uint32(size)), typ...)
+}
+
+func be32(b []byte, v uint32) []byte {
+	return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
 // encodeInit returns the ftyp+moov of an archive with tracks.

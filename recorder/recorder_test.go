@@ -105,12 +105,14 @@ func probe(t *testing.T, path string) (seconds float64, frames int) {
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
 	}
+	// Frames come first (an HLS playlist repeats them for its program),
+	// the duration last.
 	lines := strings.Fields(string(out))
-	if len(lines) != 2 {
+	if len(lines) < 2 {
 		t.Fatalf("ffprobe %s: %q", path, out)
 	}
 	frames, _ = strconv.Atoi(lines[0])
-	seconds, _ = strconv.ParseFloat(lines[1], 64)
+	seconds, _ = strconv.ParseFloat(lines[len(lines)-1], 64)
 	return seconds, frames
 }
 
@@ -311,5 +313,143 @@ func TestWriteErrorRecovers(t *testing.T) {
 	}
 	if rec.State != StateComplete || rec.Duration < 4 {
 		t.Fatalf("resumed archive: %+v", rec)
+	}
+}
+
+type ladderOf map[string]string
+
+func (l ladderOf) SourceOf(rendition string) (string, bool) {
+	src, ok := l[rendition]
+	return src, ok
+}
+
+// TestRenditionsAndHLSFormat records a source and one of its renditions
+// as HLS folders, started and stopped through the API, with finalize on.
+func TestRenditionsAndHLSFormat(t *testing.T) {
+	e := newEnv(t, 3, Config{
+		Format:   FormatHLS,
+		Finalize: true,
+		Ladders:  ladderOf{"live/src/720p": "live/src", "live/src/480p": "live/src"},
+	})
+	tracks := func() []*stream.Track { return []*stream.Track{e.media.Video, e.media.Audio} }
+	src, err := e.hub.Publish("live/src", tracks(), stream.PublishOptions{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rec.StartRecording("live/none", Options{}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("unknown stream: %v", err)
+	}
+	if _, err := e.rec.StartRecording("live/src", Options{Renditions: []string{"all", "720p"}}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("all with another rendition: %v", err)
+	}
+	st, err := e.rec.StartRecording("live/src", Options{Renditions: []string{"source", "720p"}})
+	if err != nil || !st.Recording || st.Trigger != "api" || st.Format != FormatHLS {
+		t.Fatalf("start: %+v %v", st, err)
+	}
+	var pubs []*stream.Publisher
+	for _, name := range []string{"live/src/720p", "live/src/480p"} {
+		p, err := e.hub.Publish(name, tracks(), stream.PublishOptions{Protocol: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, p)
+	}
+	var wg sync.WaitGroup
+	for _, p := range append(pubs, src) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.media.Publish(t, p, tracks(), false, 0)
+		}()
+	}
+	wg.Wait()
+	// Let the recorder drain its queues: both archives hold all but the
+	// held-back last frame.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := e.rec.Status("live/src")
+		n := 0
+		for _, cur := range st.Current {
+			if cur.Duration >= 2.9 {
+				n++
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archives did not fill: %+v", st.Current)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := e.rec.StopRecording("live/src"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rec.StopRecording("live/src"); !errors.Is(err, ErrNotRecording) {
+		t.Fatalf("second stop: %v", err)
+	}
+	for _, p := range append(pubs, src) {
+		p.Close(nil)
+	}
+	page, _ := e.rec.List(Filter{Stream: "live/src"})
+	got := map[string]Recording{}
+	for _, rec := range page.Recordings {
+		got[rec.Rendition] = rec
+	}
+	if len(page.Recordings) != 2 || got["source"].ID == "" || got["720p"].ID == "" {
+		t.Fatalf("want the source and 720p recorded, got %+v", page.Recordings)
+	}
+	for _, rec := range got {
+		if !strings.HasSuffix(rec.Path, "/index.m3u8") || rec.State != StateComplete {
+			t.Fatalf("HLS recording: %+v", rec)
+		}
+		pl, err := os.ReadFile(filepath.Join(e.dir, rec.Path))
+		if err != nil || !strings.Contains(string(pl), "#EXT-X-ENDLIST") || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") {
+			t.Fatalf("playlist %s: %v\n%s", rec.Path, err, pl)
+		}
+		d, frames := probe(t, filepath.Join(e.dir, rec.Path))
+		if frames != len(e.media.Frames) || d < 2.9 || d > 3.1 {
+			t.Fatalf("%s plays %.3f s with %d frames, want 3 s and %d", rec.Path, d, frames, len(e.media.Frames))
+		}
+	}
+	// Finalize runs in the background.
+	waitFinalized := func(id string) Recording {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			rec, err := e.rec.Get(id)
+			if err == nil && rec.Finalized != "" {
+				return rec
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("recording %s not finalized: %+v %v", id, rec, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	rec := waitFinalized(got["source"].ID)
+	d, frames := probe(t, filepath.Join(e.dir, rec.Finalized))
+	if frames != len(e.media.Frames) || d < 2.9 || d > 3.1 {
+		t.Fatalf("finalized MP4 plays %.3f s with %d frames", d, frames)
+	}
+	dl, err := e.rec.OpenDownload(rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl.Name != filepath.Base(rec.Finalized) {
+		t.Fatalf("download serves %s, want the finalized MP4", dl.Name)
+	}
+	_ = dl.File.Close()
+
+	if err := e.rec.Delete(rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, filepath.Dir(rec.Path))); !os.IsNotExist(err) {
+		t.Fatalf("deleted HLS folder still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, rec.Finalized)); !os.IsNotExist(err) {
+		t.Fatalf("deleted finalized MP4 still there: %v", err)
+	}
+	if err := e.rec.Delete(rec.ID); !errors.Is(err, ErrNoRecording) {
+		t.Fatalf("second delete: %v", err)
 	}
 }
