@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mps-dev/mps/stream"
 )
 
 // isoDuration formats d as an xs:duration such as PT2.000S.
@@ -67,7 +69,7 @@ func (m *muxer) dashRep(id string, track int, segs []*segment, ref *period, dir 
 		codecs:      tm.codecs,
 		bandwidth:   m.bandwidthIn(p, track),
 		timescale:   tm.timescale,
-		pto:         ticks(ref.mediaStart, tm.timescale),
+		pto:         stream.Ticks(ref.mediaStart, tm.timescale),
 		init:        dir + m.initName(track, p),
 		media:       dir + fmt.Sprintf("%s_%d_$Number$.m4s", m.prefix, track),
 		startNumber: segs[0].msn,
@@ -84,9 +86,9 @@ func (m *muxer) dashRep(id string, track int, segs []*segment, ref *period, dir 
 		start, d := ts.start(), ts.duration()
 		if len(ts.parts) == 0 {
 			if next < 0 {
-				next = ticks(s.start, tm.timescale)
+				next = stream.Ticks(s.start, tm.timescale)
 			}
-			start, d = next, ticks(m.cfg.SegmentDuration, tm.timescale)
+			start, d = next, stream.Ticks(m.cfg.SegmentDuration, tm.timescale)
 		}
 		r.timeline = append(r.timeline, dashS{start, d})
 		next = start + d
@@ -211,5 +213,5 @@ func writeRep(b *strings.Builder, r *dashRep) {
 // duration of a segment on the driving track.
 func (s *segment) duration() time.Duration {
 	d := s.period.driver()
-	return fromTicks(s.tracks[d].duration(), s.period.tracks[d].timescale)
+	return stream.FromTicks(s.tracks[d].duration(), s.period.tracks[d].timescale)
 }

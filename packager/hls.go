@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mps-dev/mps/stream"
 )
 
 // mediaPlaylist is a rendered LL-HLS media playlist of one track.
@@ -85,7 +87,7 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 	for _, s := range segs {
 		if s.complete && track < len(s.tracks) {
 			tm := s.period.tracks[track]
-			d := fromTicks(s.tracks[track].duration(), tm.timescale)
+			d := stream.FromTicks(s.tracks[track].duration(), tm.timescale)
 			target = max(target, int(math.Round(d.Seconds()+0.4999)))
 		}
 	}
@@ -140,7 +142,7 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 		writeDateTime(&b, s)
 		if i >= partsFrom && ts != nil {
 			for j, p := range ts.parts {
-				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%s,URI=\"%s\"", seconds(fromTicks(p.duration, timescale)), m.partName(track, s.msn, j))
+				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%s,URI=\"%s\"", seconds(stream.FromTicks(p.duration, timescale)), m.partName(track, s.msn, j))
 				if p.independent {
 					b.WriteString(",INDEPENDENT=YES")
 				}
@@ -181,7 +183,7 @@ func (m *muxer) writeSegmentLine(b *bytes.Buffer, track int, s *segment, ts *tra
 		fmt.Fprintf(b, "#EXTINF:%s,\n%s\n", seconds(m.cfg.SegmentDuration), m.segmentName(track, s.msn))
 		return
 	}
-	fmt.Fprintf(b, "#EXTINF:%s,\n%s\n", seconds(fromTicks(ts.duration(), timescale)), m.segmentName(track, s.msn))
+	fmt.Fprintf(b, "#EXTINF:%s,\n%s\n", seconds(stream.FromTicks(ts.duration(), timescale)), m.segmentName(track, s.msn))
 }
 
 // segmentLines returns the date, EXTINF and URI lines of track in complete
@@ -285,7 +287,7 @@ func (m *muxer) bandwidthIn(p *period, track int) int {
 			continue
 		}
 		ts := s.tracks[track]
-		d := fromTicks(ts.duration(), s.period.tracks[track].timescale).Seconds()
+		d := stream.FromTicks(ts.duration(), s.period.tracks[track].timescale).Seconds()
 		if d > 0 {
 			peak = max(peak, int(float64(ts.size()*8)/d))
 		}
@@ -307,7 +309,7 @@ func (m *muxer) frameRate(track int) float64 {
 			continue
 		}
 		ts := s.tracks[track]
-		d := fromTicks(ts.duration(), s.period.tracks[track].timescale).Seconds()
+		d := stream.FromTicks(ts.duration(), s.period.tracks[track].timescale).Seconds()
 		n := 0
 		for _, p := range ts.parts {
 			n += p.samples

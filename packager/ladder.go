@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/mps-dev/mps/stream"
 )
 
 // A source stream with a ladder (Config.Ladders) offers its renditions in
@@ -131,7 +133,7 @@ func (m *muxer) averageBandwidth(track int) int {
 			continue
 		}
 		bytes += s.tracks[track].size()
-		dur += fromTicks(s.tracks[track].duration(), m.period.tracks[track].timescale)
+		dur += stream.FromTicks(s.tracks[track].duration(), m.period.tracks[track].timescale)
 	}
 	if dur <= 0 {
 		return 0
@@ -314,7 +316,7 @@ func (p *Packager) renderLadderMPD(m *muxer, now time.Time) []byte {
 		for _, list := range [][]dashRep{dp.video, dp.audio} {
 			for _, r := range list {
 				for _, s := range r.timeline {
-					maxSeg = max(maxSeg, fromTicks(s.d, r.timescale))
+					maxSeg = max(maxSeg, stream.FromTicks(s.d, r.timescale))
 				}
 			}
 		}

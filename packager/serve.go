@@ -15,19 +15,7 @@ import (
 // ServeHTTP serves playlists, manifests, init segments, segments and parts
 // from memory. Media bytes are written as stored: never copied per player.
 func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Range, Content-Type")
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Date")
-	switch r.Method {
-	case http.MethodOptions:
-		w.WriteHeader(http.StatusNoContent)
-		return
-	case http.MethodGet, http.MethodHead:
-	default:
-		h.Set("Allow", "GET, HEAD, OPTIONS")
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+	if !allowPlayback(w, r) {
 		return
 	}
 	dir, file := path.Split(strings.TrimPrefix(r.URL.Path, "/"))
@@ -62,6 +50,26 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.serveMedia(ctx, w, r, m, mf)
 	}
+}
+
+// allowPlayback sets the CORS headers of playback responses and answers
+// what is no GET or HEAD. It reports whether the request goes on.
+func allowPlayback(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, Content-Type")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Date")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return true
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		h.Set("Allow", "GET, HEAD, OPTIONS")
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+	return false
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

@@ -4,25 +4,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/stream"
 )
-
-// ticks converts a duration to a track's timescale without overflowing
-// for streams that run for months.
-func ticks(d time.Duration, timescale uint32) int64 {
-	ts := int64(timescale)
-	return int64(d/time.Second)*ts + int64(d%time.Second)*ts/int64(time.Second)
-}
-
-func fromTicks(t int64, timescale uint32) time.Duration {
-	ts := int64(timescale)
-	return time.Duration(t/ts)*time.Second + time.Duration(t%ts)*time.Second/time.Duration(ts)
-}
 
 // pendingSample is the newest sample of a track. It is held back until the
 // next one arrives, because only then is its duration known.
@@ -53,10 +39,7 @@ type trackMuxer struct {
 }
 
 func newTrackMuxer(t *stream.Track) (*trackMuxer, error) {
-	timescale := uint32(t.ClockRate)
-	if timescale == 0 {
-		timescale = 90000
-	}
+	timescale := t.Timescale()
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: timescale, Codec: t.Codec}}}
 	var buf seekablebuffer.Buffer
 	if err := init.Marshal(&buf); err != nil {
@@ -76,27 +59,11 @@ func newTrackMuxer(t *stream.Track) (*trackMuxer, error) {
 	}, nil
 }
 
-// audioFrameTicks is the fixed length of one audio frame, or 0 when unknown.
-func (tm *trackMuxer) audioFrameTicks(payload []byte) int64 {
-	switch c := tm.track.Codec.(type) {
-	case *codecs.MPEG4Audio:
-		if c.Config.FrameLengthFlag {
-			return 960
-		}
-		return 1024
-	case *codecs.Opus:
-		if tm.timescale == 48000 {
-			return opus.PacketDuration2(payload)
-		}
-	}
-	return 0
-}
-
 // push adds an access unit. It returns false when the unit goes back in time
 // and was dropped.
 func (tm *trackMuxer) push(au *stream.AccessUnit, offset time.Duration) bool {
-	dts := ticks(au.DTS+offset, tm.timescale)
-	if frame := tm.audioFrameTicks(au.Payload); frame > 0 {
+	dts := stream.Ticks(au.DTS+offset, tm.timescale)
+	if frame := tm.track.FrameTicks(au.Payload); frame > 0 {
 		// Container timestamps of audio are rounded to milliseconds; keep
 		// sample-exact spacing while the source stays within one frame.
 		if tm.nextAudioDTS >= 0 && abs(dts-tm.nextAudioDTS) < frame {
@@ -118,7 +85,7 @@ func (tm *trackMuxer) push(au *stream.AccessUnit, offset time.Duration) bool {
 	tm.spare = nil
 	*ps = pendingSample{
 		dts:       dts,
-		ptsOffset: int32(ticks(au.PTS-au.DTS, tm.timescale)),
+		ptsOffset: int32(stream.Ticks(au.PTS-au.DTS, tm.timescale)),
 		key:       au.Key,
 		payload:   au.Payload,
 	}
@@ -203,7 +170,7 @@ func (tm *trackMuxer) end() time.Duration {
 	if tm.pending != nil {
 		t = max(t, tm.pending.dts+max(tm.lastDuration, 0))
 	}
-	return fromTicks(t, tm.timescale)
+	return stream.FromTicks(t, tm.timescale)
 }
 
 func abs(v int64) int64 {

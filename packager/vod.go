@@ -134,10 +134,10 @@ func layoutPeriod(v *VOD, i int) (*vodPeriodLayout, error) {
 		return pl, nil
 	}
 	dts := p.Timescales[pl.driver]
-	pl.mediaStart = fromTicks(ds[0].DTS, dts)
-	pl.mediaEnd = max(pl.mediaStart, fromTicks(ds[len(ds)-1].DTS+int64(ds[len(ds)-1].Duration), dts))
+	pl.mediaStart = stream.FromTicks(ds[0].DTS, dts)
+	pl.mediaEnd = max(pl.mediaStart, stream.FromTicks(ds[len(ds)-1].DTS+int64(ds[len(ds)-1].Duration), dts))
 
-	step := ticks(v.segmentDuration(), dts)
+	step := stream.Ticks(v.segmentDuration(), dts)
 	cuts := []int{0}
 	for j, from := 1, ds[0].DTS; j < len(ds); j++ {
 		if ds[j].Key && ds[j].DTS-from >= step {
@@ -147,7 +147,7 @@ func layoutPeriod(v *VOD, i int) (*vodPeriodLayout, error) {
 	}
 	bounds := make([]time.Duration, len(cuts))
 	for k, j := range cuts {
-		bounds[k] = fromTicks(ds[j].DTS, dts)
+		bounds[k] = stream.FromTicks(ds[j].DTS, dts)
 	}
 	n := len(p.Tracks)
 	flat := make([]int, len(cuts)*n)
@@ -158,7 +158,7 @@ func layoutPeriod(v *VOD, i int) (*vodPeriodLayout, error) {
 	for t, samples := range p.Samples {
 		k := 0
 		for j, s := range samples {
-			at := fromTicks(s.DTS, p.Timescales[t])
+			at := stream.FromTicks(s.DTS, p.Timescales[t])
 			for k+1 < len(bounds) && at >= bounds[k+1] {
 				k++
 				pl.starts[k][t] = j
@@ -231,8 +231,8 @@ func (pl *vodPeriodLayout) span(track, seg int) (start, d time.Duration) {
 	if len(samples) == 0 {
 		return pl.mediaStart, 0
 	}
-	start = fromTicks(samples[0].DTS, ts)
-	return start, fromTicks(sampleTicks(samples), ts)
+	start = stream.FromTicks(samples[0].DTS, ts)
+	return start, stream.FromTicks(sampleTicks(samples), ts)
 }
 
 func sampleTicks(samples []VODSample) int64 {
@@ -444,26 +444,6 @@ func ServeVOD(w http.ResponseWriter, r *http.Request, v *VOD, file string) {
 	default:
 		serveVODManifest(w, r, v, f)
 	}
-}
-
-// allowPlayback sets the CORS headers of playback responses and answers
-// what is no GET or HEAD. It reports whether the request goes on.
-func allowPlayback(w http.ResponseWriter, r *http.Request) bool {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Range, Content-Type")
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Date")
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		return true
-	case http.MethodOptions:
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		h.Set("Allow", "GET, HEAD, OPTIONS")
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
-	}
-	return false
 }
 
 func serveVODManifest(w http.ResponseWriter, r *http.Request, v *VOD, f vodFile) {

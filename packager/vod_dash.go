@@ -5,6 +5,8 @@ import (
 	"html"
 	"strings"
 	"time"
+
+	"github.com/mps-dev/mps/stream"
 )
 
 // renderMPD renders a static MPD over the same segments as the HLS
@@ -90,12 +92,12 @@ func (pl *vodPeriodLayout) dashRep(track int, xq string) dashRep {
 		var s dashS
 		if len(samples) > 0 {
 			s = dashS{samples[0].DTS, sampleTicks(samples)}
-			if d := fromTicks(s.d, ts); d > 0 {
+			if d := stream.FromTicks(s.d, ts); d > 0 {
 				r.bandwidth = max(r.bandwidth, int(float64(fragmentBytes(samples)*8)/d.Seconds()))
 			}
 		} else {
 			start, d := pl.span(track, seg)
-			s = dashS{ticks(start, ts), ticks(d, ts)}
+			s = dashS{stream.Ticks(start, ts), stream.Ticks(d, ts)}
 		}
 		r.timeline = append(r.timeline, s)
 	}

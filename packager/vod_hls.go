@@ -67,7 +67,7 @@ func (l *vodLayout) stats(track int) vodTrackStats {
 				continue
 			}
 			size := fragmentBytes(samples)
-			d := fromTicks(sampleTicks(samples), pl.p.Timescales[track])
+			d := stream.FromTicks(sampleTicks(samples), pl.p.Timescales[track])
 			if d > 0 {
 				st.peak = max(st.peak, int(math.Ceil(float64(size*8)/d.Seconds())))
 			}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/test/testmedia"
 )
 
@@ -38,7 +39,7 @@ func vodPeriodOf(media *testmedia.Media, from time.Duration, start time.Time) VO
 		})
 		buf.Write(payload)
 	}
-	v0, a0 := ticks(from, videoTicks), ticks(from, audioTicks)
+	v0, a0 := stream.Ticks(from, videoTicks), stream.Ticks(from, audioTicks)
 	frame := int64(videoTicks / media.FPS)
 	vi, ai := 0, 0
 	for vi < len(media.Frames) || ai < len(media.AUs) {
@@ -292,7 +293,7 @@ func TestVODDASH(t *testing.T) {
 			}
 			starts, end := segTimes(tpl.S)
 			from := []time.Duration{0, 3600*time.Second + 137*time.Millisecond}[i]
-			if tpl.PTO != ticks(from, uint32(tpl.Timescale)) || starts[0] != tpl.PTO || len(starts) != 4 {
+			if tpl.PTO != stream.Ticks(from, uint32(tpl.Timescale)) || starts[0] != tpl.PTO || len(starts) != 4 {
 				t.Errorf("period %d track %d: presentationTimeOffset %d, segments at %v", i, track, tpl.PTO, starts)
 			}
 			if d := float64(end-starts[0]) / float64(tpl.Timescale); d < 6.99 || d > 7.05 {
@@ -341,8 +342,8 @@ func TestVODSegmentation(t *testing.T) {
 			// Audio goes where its DTS is: from the segment start on.
 			start, _ := pl.span(0, seg)
 			audio := pl.samples(1, seg)
-			if seg > 0 && fromTicks(audio[0].DTS, 48000) < start || fromTicks(audio[0].DTS, 48000)-start >= 1024*time.Second/48000 {
-				t.Errorf("target %v segment %d at %v: first audio at %v", tc.target, seg, start, fromTicks(audio[0].DTS, 48000))
+			if seg > 0 && stream.FromTicks(audio[0].DTS, 48000) < start || stream.FromTicks(audio[0].DTS, 48000)-start >= 1024*time.Second/48000 {
+				t.Errorf("target %v segment %d at %v: first audio at %v", tc.target, seg, start, stream.FromTicks(audio[0].DTS, 48000))
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
@@ -358,7 +359,7 @@ func TestVODAudioGapAndMissingTrack(t *testing.T) {
 	p := vodPeriodOf(media, 0, vodT0)
 	var kept []VODSample
 	for _, s := range p.Samples[1] {
-		if d := fromTicks(s.DTS, 48000); d < 2*time.Second || d >= 4*time.Second {
+		if d := stream.FromTicks(s.DTS, 48000); d < 2*time.Second || d >= 4*time.Second {
 			kept = append(kept, s)
 		}
 	}

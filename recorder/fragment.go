@@ -4,30 +4,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/stream"
 )
-
-func ticks(d time.Duration, timescale uint32) int64 {
-	ts := int64(timescale)
-	return int64(d/time.Second)*ts + int64(d%time.Second)*ts/int64(time.Second)
-}
-
-func fromTicks(t int64, timescale uint32) time.Duration {
-	ts := int64(timescale)
-	return time.Duration(t/ts)*time.Second + time.Duration(t%ts)*time.Second/time.Duration(ts)
-}
-
-func timescaleOf(t *stream.Track) uint32 {
-	if t.ClockRate > 0 {
-		return uint32(t.ClockRate)
-	}
-	return 90000
-}
 
 // trackWriter gathers one track's samples for the next fragment. A sample
 // is held back until the next one arrives, because only then is its
@@ -49,23 +30,7 @@ type trackWriter struct {
 }
 
 func newTrackWriter(t *stream.Track, base time.Duration) *trackWriter {
-	return &trackWriter{track: t, timescale: timescaleOf(t), base: base, nextAudio: -1}
-}
-
-// audioFrameTicks is the fixed length of one audio frame, or 0.
-func (tw *trackWriter) audioFrameTicks(payload []byte) int64 {
-	switch c := tw.track.Codec.(type) {
-	case *codecs.MPEG4Audio:
-		if c.Config.FrameLengthFlag {
-			return 960
-		}
-		return 1024
-	case *codecs.Opus:
-		if tw.timescale == 48000 {
-			return opus.PacketDuration2(payload)
-		}
-	}
-	return 0
+	return &trackWriter{track: t, timescale: t.Timescale(), base: base, nextAudio: -1}
 }
 
 // push adds an access unit; it reports false when the unit is dropped
@@ -74,8 +39,8 @@ func (tw *trackWriter) push(au *stream.AccessUnit) bool {
 	if au.DTS < tw.base {
 		return false
 	}
-	dts := ticks(au.DTS-tw.base, tw.timescale)
-	if frame := tw.audioFrameTicks(au.Payload); frame > 0 {
+	dts := stream.Ticks(au.DTS-tw.base, tw.timescale)
+	if frame := tw.track.FrameTicks(au.Payload); frame > 0 {
 		// Container timestamps of audio are rounded to milliseconds: keep
 		// sample-exact spacing while the source stays within one frame.
 		if tw.nextAudio >= 0 && abs(dts-tw.nextAudio) < frame {
@@ -94,7 +59,7 @@ func (tw *trackWriter) push(au *stream.AccessUnit) bool {
 		tw.started, tw.first = true, dts
 	}
 	tw.pending = &fmp4.Sample{
-		PTSOffset:       int32(ticks(au.PTS-au.DTS, tw.timescale)),
+		PTSOffset:       int32(stream.Ticks(au.PTS-au.DTS, tw.timescale)),
 		IsNonSyncSample: !au.Key,
 		Payload:         au.Payload,
 	}
@@ -122,10 +87,10 @@ func (tw *trackWriter) flushPending(at time.Duration, exact bool) {
 	}
 	var d int64
 	if exact && at > tw.base {
-		d = ticks(at-tw.base, tw.timescale) - tw.pendingDTS
+		d = stream.Ticks(at-tw.base, tw.timescale) - tw.pendingDTS
 	}
 	if d <= 0 {
-		if frame := tw.audioFrameTicks(tw.pending.Payload); frame > 0 {
+		if frame := tw.track.FrameTicks(tw.pending.Payload); frame > 0 {
 			d = frame
 		} else if tw.lastDur > 0 {
 			d = tw.lastDur
@@ -141,7 +106,7 @@ func (tw *trackWriter) span() time.Duration {
 	if len(tw.samples) == 0 {
 		return 0
 	}
-	return fromTicks(tw.end-tw.fragBase, tw.timescale)
+	return stream.FromTicks(tw.end-tw.fragBase, tw.timescale)
 }
 
 // duration is the media length written so far (finalized samples).
@@ -149,7 +114,7 @@ func (tw *trackWriter) duration() time.Duration {
 	if !tw.started {
 		return 0
 	}
-	return fromTicks(tw.end, tw.timescale)
+	return stream.FromTicks(tw.end, tw.timescale)
 }
 
 // fragmentEncoder turns the tracks' finalized samples into one fragment
@@ -246,7 +211,7 @@ func be32(b []byte, v uint32) []byte {
 func encodeInit(tracks []*stream.Track) ([]byte, error) {
 	init := fmp4.Init{}
 	for i, t := range tracks {
-		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: i + 1, TimeScale: timescaleOf(t), Codec: t.Codec})
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: i + 1, TimeScale: t.Timescale(), Codec: t.Codec})
 	}
 	var buf seekablebuffer.Buffer
 	if err := init.Marshal(&buf); err != nil {

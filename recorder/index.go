@@ -45,7 +45,7 @@ func (ix *archiveIndex) duration() (d time.Duration) {
 			continue
 		}
 		last := ss[len(ss)-1]
-		d = max(d, fromTicks(last.DTS+int64(last.Duration), ix.timescales[i]))
+		d = max(d, stream.FromTicks(last.DTS+int64(last.Duration), ix.timescales[i]))
 	}
 	return d
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/stream"
 )
 
 // repair closes an archive that was being written when mps died: it cuts
@@ -125,7 +126,7 @@ func leadSpan(ix *archiveIndex) time.Duration {
 		return 0
 	}
 	last := ss[len(ss)-1]
-	return fromTicks(last.DTS+int64(last.Duration)-ss[0].DTS, ix.timescales[driverOf(ix.tracks)])
+	return stream.FromTicks(last.DTS+int64(last.Duration)-ss[0].DTS, ix.timescales[driverOf(ix.tracks)])
 }
 
 type bytesReaderAt []byte

@@ -39,7 +39,7 @@ func driverOf(tracks []*stream.Track) int {
 func selectClip(rec Recording, ix *archiveIndex, from, to time.Time) (c clip, ok bool) {
 	d := driverOf(ix.tracks)
 	wall := func(track int, dts int64) time.Time {
-		return rec.Start.Add(fromTicks(dts, ix.timescales[track]))
+		return rec.Start.Add(stream.FromTicks(dts, ix.timescales[track]))
 	}
 	lead := ix.samples[d]
 	first := -1
@@ -62,8 +62,8 @@ func selectClip(rec Recording, ix *archiveIndex, from, to time.Time) (c clip, ok
 	if last == first {
 		return c, false
 	}
-	spanFrom := fromTicks(lead[first].DTS, ix.timescales[d])
-	spanTo := fromTicks(lead[last-1].DTS+int64(lead[last-1].Duration), ix.timescales[d])
+	spanFrom := stream.FromTicks(lead[first].DTS, ix.timescales[d])
+	spanTo := stream.FromTicks(lead[last-1].DTS+int64(lead[last-1].Duration), ix.timescales[d])
 	c = clip{rec: rec, tracks: ix.tracks, scales: ix.timescales, samples: make([][]packager.VODSample, len(ix.tracks))}
 	c.start = rec.Start.Add(spanFrom)
 	for t, ss := range ix.samples {
@@ -71,8 +71,8 @@ func selectClip(rec Recording, ix *archiveIndex, from, to time.Time) (c clip, ok
 			c.samples[t] = lead[first:last]
 			continue
 		}
-		lo := ticks(spanFrom, ix.timescales[t])
-		hi := ticks(spanTo, ix.timescales[t])
+		lo := stream.Ticks(spanFrom, ix.timescales[t])
+		hi := stream.Ticks(spanTo, ix.timescales[t])
 		for _, s := range ss {
 			if s.DTS >= lo && s.DTS < hi {
 				c.samples[t] = append(c.samples[t], s)
@@ -150,14 +150,14 @@ func presentation(clips []clip, zero bool) (*pmp4.Presentation, error) {
 	if len(lead) == 0 {
 		return nil, ErrNothingInRange
 	}
-	zeroAt := fromTicks(lead[0].DTS+int64(lead[0].PTSOffset), scales[d])
+	zeroAt := stream.FromTicks(lead[0].DTS+int64(lead[0].PTSOffset), scales[d])
 	for t := range tracks {
 		ss := clips[0].samples[t]
 		if len(ss) == 0 {
 			continue
 		}
-		off := fromTicks(ss[0].DTS, scales[t]) - zeroAt
-		p.Tracks[t].TimeOffset = int32(ticks(off, scales[t]))
+		off := stream.FromTicks(ss[0].DTS, scales[t]) - zeroAt
+		p.Tracks[t].TimeOffset = int32(stream.Ticks(off, scales[t]))
 	}
 	return p, nil
 }

@@ -144,7 +144,7 @@ func (r *Recorder) Export(name, rendition string, start, end time.Time) (*Export
 	endTicks := lead[len(lead)-1].DTS + int64(lead[len(lead)-1].Duration)
 	x := &Export{
 		Start: clips[0].start,
-		End:   last.rec.Start.Add(fromTicks(endTicks, last.scales[d])),
+		End:   last.rec.Start.Add(stream.FromTicks(endTicks, last.scales[d])),
 		Size:  size,
 		clips: clips,
 	}
