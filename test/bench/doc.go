@@ -15,6 +15,9 @@
 //	MPS_BENCH_PUBLISHERS  RTMP publisher counts of BenchmarkIngest (default 1,10,50)
 //	MPS_BENCH_LATENCY_READERS  background readers of BenchmarkLatency's loaded
 //	                      phases (default 100; the first phase has none)
+//	MPS_BENCH_RECORD_STREAMS  streams per server of BenchmarkRecording (default 20)
+//	MPS_BENCH_RECORD_SEQUENTIAL=1  BenchmarkRecording runs its live and recording
+//	                      servers one after the other instead of side by side
 //	MPS_BENCH_KEEP        keep the temporary folder (binary, media, logs)
 //
 // The machine that runs them is usually shared, so a benchmark never asserts
