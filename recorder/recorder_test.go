@@ -453,3 +453,46 @@ func TestRenditionsAndHLSFormat(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+// TestReconnectWithNewCodecContinuesTheSession publishes again within the
+// grace period with another picture size (new codec parameters arrive as a
+// new session): the recording session goes on in a new archive.
+func TestReconnectWithNewCodecContinuesTheSession(t *testing.T) {
+	e := newEnv(t, 2, Config{Rule: recordAll})
+	e.hub.Close()
+	e.hub = stream.NewHub(stream.HubConfig{GracePeriod: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	e.rec.Close()
+	var err error
+	if e.rec, err = New(Config{Hub: e.hub, Dir: e.dir, Rule: recordAll, Events: e.bus, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	big := testmedia.MakeSizedMedia(t, 2, "640x360", "-g", "30")
+	for _, m := range []*testmedia.Media{e.media, big} {
+		tracks := []*stream.Track{m.Video, m.Audio}
+		p, err := e.hub.Publish("live/re", tracks, stream.PublishOptions{Protocol: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Publish(t, p, tracks, false, 0)
+		e.waitEvent(t, events.RecordingStarted, 1)
+		p.Close(nil)
+	}
+	e.waitEvent(t, events.RecordingFileCompleted, 1)
+	if _, err := e.rec.StopRecording("live/re"); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := e.rec.List(Filter{Stream: "live/re"})
+	if len(page.Recordings) != 2 {
+		t.Fatalf("want 2 archives, got %+v", page.Recordings)
+	}
+	a, b := page.Recordings[0], page.Recordings[1]
+	if a.Session != b.Session || a.Seq != 1 || b.Seq != 2 {
+		t.Fatalf("archives are not one session: %+v %+v", a, b)
+	}
+	if a.Tracks[0].Width != 320 || b.Tracks[0].Width != 640 {
+		t.Fatalf("picture sizes %d and %d, want 320 then 640", a.Tracks[0].Width, b.Tracks[0].Width)
+	}
+	if started := e.bus.Recent(0, func(ev events.Event) bool { return ev.Type == events.RecordingStarted }); len(started) != 1 {
+		t.Fatalf("a reconnect must not start a new recording: %d started events", len(started))
+	}
+}
