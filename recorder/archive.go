@@ -181,7 +181,7 @@ func (a *archive) update() {
 // finish flushes everything and closes the archive. With exact, next is
 // where the next session media would start (a rollover): the last video
 // frame ends there, so the next archive follows without gap or overlap.
-func (a *archive) finish(next time.Duration, exact bool, cause error) Recording {
+func (a *archive) finish(next time.Duration, exact bool, cause error, relative func(error) string) Recording {
 	var err error
 	if cause == nil {
 		for _, tw := range a.tracks {
@@ -197,7 +197,7 @@ func (a *archive) finish(next time.Duration, exact bool, cause error) Recording 
 	}
 	if cause != nil {
 		a.rec.State = StateFailed
-		a.rec.Error = cause.Error()
+		a.rec.Error = relative(cause)
 	}
 	if err := writeSidecar(a.sidecar, a.rec); err != nil && a.rec.Error == "" {
 		a.rec.Error = fmt.Sprintf("write metadata: %v", err)

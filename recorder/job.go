@@ -3,6 +3,8 @@ package recorder
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,10 +104,18 @@ func (j *job) write(au *stream.AccessUnit, log interface {
 		return
 	}
 	now := time.Now()
-	// The anchor is refined until the session's first archive opens, then
-	// fixed, so that archives of a session follow each other exactly.
+	// A frame is never received before it was captured, so the earliest
+	// "now - DTS" is the best estimate of when the session's media time 0
+	// was. Ingest may hand over its first seconds in a burst, so the
+	// estimate is refined while the session's first archive is written
+	// (moving that archive's start), then fixed, so that the archives of a
+	// session follow each other exactly.
 	if est := now.Add(-au.DTS); !j.anchorFixed && (j.anchor.IsZero() || est.Before(j.anchor)) {
 		j.anchor = est
+		if j.arch != nil {
+			j.arch.anchor = est
+			j.arch.rec.Start = est.Add(j.arch.base)
+		}
 	}
 	starts := !hasVideo(j.session.Tracks) || (au.Track.IsVideo() && au.Key && au.Track == firstVideo(j.session.Tracks))
 	if j.arch != nil && starts && au.DTS-j.arch.base >= r.cfg.Rollover {
@@ -134,18 +144,24 @@ func (j *job) check(err error, log interface{ Warn(string, ...any) }) {
 	j.fail(err, log)
 }
 
+// relative takes the recordings folder out of an error's text: the API and
+// events show paths relative to it.
+func (r *Recorder) relative(err error) string {
+	return strings.ReplaceAll(err.Error(), filepath.Clean(r.cfg.Dir)+string(filepath.Separator), "")
+}
+
 func (j *job) fail(err error, log interface{ Warn(string, ...any) }) {
 	r := j.sr.r
 	j.retryAt = time.Now().Add(r.cfg.RetryInterval)
 	j.mu.Lock()
-	j.lastErr = err.Error()
+	j.lastErr = r.relative(err)
 	j.mu.Unlock()
 	if j.failing {
 		return
 	}
 	j.failing = true
 	log.Warn("recording stopped on an error; it resumes by itself", "error", err, "retry", r.cfg.RetryInterval)
-	r.emit(events.RecordingFailed, j.st.Name(), map[string]any{"rendition": j.rendition, "path": j.lastPath, "error": err.Error()})
+	r.emit(events.RecordingFailed, j.st.Name(), map[string]any{"rendition": j.rendition, "path": j.lastPath, "error": r.relative(err)})
 }
 
 func (j *job) openArchive(base time.Duration) error {
@@ -166,7 +182,6 @@ func (j *job) openArchive(base time.Duration) error {
 		return err
 	}
 	j.arch, j.seen = a, 0
-	j.anchorFixed = true
 	e := &entry{rec: a.rec, abs: a.abs, sidecar: a.sidecar, active: a}
 	r.cat.add(e)
 	j.mu.Lock()
@@ -174,7 +189,7 @@ func (j *job) openArchive(base time.Duration) error {
 	j.lastErr = ""
 	j.mu.Unlock()
 	j.lastPath = a.rec.Path
-	data := map[string]any{"id": a.rec.ID, "path": a.rec.Path, "rendition": j.rendition, "seq": seq}
+	data := map[string]any{"id": a.rec.ID, "path": a.rec.Path, "rendition": j.rendition, "seq": seq, "duration": 0.0, "size": a.rec.Size}
 	if j.failing {
 		j.failing = false
 		r.emit(events.RecordingResumed, j.sr.name, data)
@@ -207,8 +222,9 @@ func (j *job) closeArchive(next time.Duration, exact bool, cause error) {
 		return
 	}
 	j.arch = nil
+	j.anchorFixed = true
 	r := j.sr.r
-	rec := a.finish(next, exact, cause)
+	rec := a.finish(next, exact, cause, r.relative)
 	j.mu.Lock()
 	e := j.cur
 	j.cur = nil

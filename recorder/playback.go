@@ -34,7 +34,7 @@ func closeClips(clips []clip) {
 // and selects their samples, oldest first.
 func (r *Recorder) clips(name, rendition string, from, to time.Time) ([]clip, error) {
 	if err := stream.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoStream, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoRecording, err)
 	}
 	if rendition == "" {
 		rendition = RenditionSource
@@ -54,7 +54,7 @@ func (r *Recorder) clips(name, rendition string, from, to time.Time) ([]clip, er
 		return rec.Rendition == rendition && rec.Start.Before(to) && !rec.End.Before(from)
 	})
 	if !known {
-		return nil, fmt.Errorf("no recordings of %s: %w", name, ErrNoStream)
+		return nil, fmt.Errorf("no recordings of %s: %w", name, ErrNoRecording)
 	}
 	var out []clip
 	for _, e := range entries {

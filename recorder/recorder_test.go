@@ -238,13 +238,13 @@ func TestExportCutsOnKeyframes(t *testing.T) {
 	if _, err := e.rec.Export("live/x", "", to, from); !errors.Is(err, ErrInvalidRange) {
 		t.Fatalf("end before start: %v", err)
 	}
-	if _, err := e.rec.Export("live/none", "", from, to); !errors.Is(err, ErrNoStream) {
+	if _, err := e.rec.Export("live/none", "", from, to); !errors.Is(err, ErrNoRecording) {
 		t.Fatalf("unknown stream: %v", err)
 	}
 	if _, err := e.rec.Export("live/x", "", to.Add(time.Hour), to.Add(2*time.Hour)); !errors.Is(err, ErrNothingInRange) {
 		t.Fatalf("empty range: %v", err)
 	}
-	if _, err := e.rec.Playback("../../etc", "", from, to); !errors.Is(err, ErrNoStream) {
+	if _, err := e.rec.Playback("../../etc", "", from, to); !errors.Is(err, ErrNoRecording) {
 		t.Fatalf("traversal: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func writeMedia(tb testing.TB, m *testmedia.Media, dir string, loops int) (media
 			}
 		}
 	}
-	if rec := a.finish(0, false, nil); rec.State != StateComplete {
+	if rec := a.finish(0, false, nil, func(err error) string { return err.Error() }); rec.State != StateComplete {
 		tb.Fatalf("archive: %+v", rec)
 	}
 	return media
