@@ -194,6 +194,9 @@ func (r *Recorder) finalize(e *entry) error {
 	rel, _ := filepath.Rel(r.cfg.Dir, out)
 	rec = r.cat.snapshot(e)
 	rec.Finalized = filepath.ToSlash(rel)
+	if fi, err := os.Stat(out); err == nil {
+		rec.FinalizedSize = fi.Size()
+	}
 	r.cat.set(e, rec, nil)
 	return writeSidecar(e.sidecar, rec)
 }
@@ -245,7 +248,8 @@ func (r *Recorder) applyRetention(now time.Time) {
 	for _, key := range order {
 		var total int64
 		for _, e := range groups[key] {
-			total += r.cat.snapshot(e).Size
+			rec := r.cat.snapshot(e)
+			total += rec.Size + rec.FinalizedSize
 		}
 		for _, e := range groups[key] { // oldest first
 			if total <= ret.MaxSize {
@@ -256,7 +260,7 @@ func (r *Recorder) applyRetention(now time.Time) {
 				continue
 			}
 			r.delete(e, "retention")
-			total -= rec.Size
+			total -= rec.Size + rec.FinalizedSize
 		}
 	}
 }

@@ -138,7 +138,8 @@ func New(cfg Config) (*Recorder, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("recorder: recordings folder: %w", err)
+		// Not fatal: each recording reports its own error and retries.
+		cfg.Logger.Warn("recordings folder cannot be made; recordings will fail until it can", "dir", cfg.Dir, "error", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Recorder{

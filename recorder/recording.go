@@ -79,9 +79,11 @@ type Recording struct {
 	Path string `json:"path"`
 	// Finalized is the relative path of the faststart MP4 made from the
 	// archive, when finalize is on and it is done.
-	Finalized string    `json:"finalized,omitempty"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
+	Finalized string `json:"finalized,omitempty"`
+	// FinalizedSize is the size of the finalized MP4; retention counts it.
+	FinalizedSize int64     `json:"finalized_size,omitempty"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
 	// Duration is the media duration in seconds.
 	Duration float64  `json:"duration"`
 	Size     int64    `json:"size"`
