@@ -38,7 +38,8 @@ type job struct {
 	bytes       int64
 	duration    time.Duration
 	lastPath    string
-	seen        int // archive flushes already published
+	seen        int   // archive flushes already published
+	published   int64 // archive size already counted in the stats
 }
 
 func (j *job) stop() {
@@ -160,6 +161,7 @@ func (j *job) fail(err error, log interface{ Warn(string, ...any) }) {
 		return
 	}
 	j.failing = true
+	r.stats.failures.Add(1)
 	log.Warn("recording stopped on an error; it resumes by itself", "error", err, "retry", r.cfg.RetryInterval)
 	r.emit(events.RecordingFailed, j.st.Name(), map[string]any{"rendition": j.rendition, "path": j.lastPath, "error": r.relative(err)})
 }
@@ -181,7 +183,9 @@ func (j *job) openArchive(base time.Duration) error {
 	if err != nil {
 		return err
 	}
-	j.arch, j.seen = a, 0
+	j.arch, j.seen, j.published = a, 0, a.rec.Size
+	r.stats.writing.Add(1)
+	r.stats.bytes.Add(uint64(a.rec.Size))
 	e := &entry{rec: a.rec, abs: a.abs, sidecar: a.sidecar, active: a}
 	r.cat.add(e)
 	j.mu.Lock()
@@ -207,6 +211,10 @@ func (j *job) publish() {
 		return
 	}
 	j.seen = j.arch.flushes
+	if n := j.arch.rec.Size - j.published; n > 0 {
+		j.sr.r.stats.bytes.Add(uint64(n))
+	}
+	j.published = j.arch.rec.Size
 	j.mu.Lock()
 	e := j.cur
 	j.mu.Unlock()
@@ -225,6 +233,10 @@ func (j *job) closeArchive(next time.Duration, exact bool, cause error) {
 	j.anchorFixed = true
 	r := j.sr.r
 	rec := a.finish(next, exact, cause, r.relative)
+	r.stats.writing.Add(-1)
+	if n := rec.Size - j.published; n > 0 {
+		r.stats.bytes.Add(uint64(n))
+	}
 	j.mu.Lock()
 	e := j.cur
 	j.cur = nil
@@ -238,6 +250,7 @@ func (j *job) closeArchive(next time.Duration, exact bool, cause error) {
 		removeArchiveFiles(a.abs, a.sidecar)
 		return
 	}
+	r.stats.archives.Add(1)
 	j.files++
 	j.bytes += rec.Size
 	j.duration += time.Duration(rec.Duration * float64(time.Second))

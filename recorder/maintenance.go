@@ -269,6 +269,7 @@ func (r *Recorder) applyRetention(now time.Time) {
 func (r *Recorder) delete(e *entry, reason string) {
 	rec := r.cat.snapshot(e)
 	r.cat.remove(rec.ID)
+	r.stats.deleted.Add(1)
 	removeArchiveFiles(e.files()...)
 	removeEmptyDirs(r.cfg.Dir, filepath.Dir(e.abs))
 	r.log.Info("recording deleted", "stream", rec.Stream, "id", rec.ID, "path", rec.Path, "size", rec.Size, "reason", reason)

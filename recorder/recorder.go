@@ -124,6 +124,7 @@ type Recorder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	index  *indexCache
+	stats  counters
 
 	mu      sync.Mutex
 	streams map[string]*streamRecording // by source stream name

@@ -149,6 +149,13 @@ func TestRolloverIsContinuous(t *testing.T) {
 	if fin.Data["files"] != 3 || fin.Stream != "live/roll" {
 		t.Fatalf("finished event: %+v", fin)
 	}
+	var total int64
+	for _, rec := range page.Recordings {
+		total += rec.Size
+	}
+	if st := e.rec.Stats(); st.Archives != 3 || st.Writing != 0 || st.BytesWritten != uint64(total) || st.Failures != 0 {
+		t.Fatalf("stats %+v, want 3 archives of %d bytes, none writing", st, total)
+	}
 }
 
 // TestCrashedArchiveIsRepaired cuts an archive in the middle of a fragment,

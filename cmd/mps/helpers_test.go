@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -31,6 +32,10 @@ func testConfig() *config.Config {
 // startTestServer starts a server and stops it when the test ends.
 func startTestServer(t *testing.T, cfg *config.Config) (*server, *testutil.LogBuffer) {
 	t.Helper()
+	if !filepath.IsAbs(cfg.Recording.Dir) {
+		// Keep the recordings out of the source tree.
+		cfg.Recording.Dir = filepath.Join(t.TempDir(), cfg.Recording.Dir)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startRecorder starts the recorder of cfg.Recording on hub: rules pick
@@ -66,4 +67,26 @@ func recordParam(rec *recorder.Recorder, log *slog.Logger) func(rtmp.PublishInfo
 			}
 		}
 	}
+}
+
+// registerRecorderMetrics adds the recorder's counters to reg.
+func registerRecorderMetrics(reg prometheus.Registerer, rec *recorder.Recorder) error {
+	gauge := func(name, help string, v func(recorder.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(rec.Stats()) })
+	}
+	counter := func(name, help string, v func(recorder.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(rec.Stats())) })
+	}
+	for _, c := range []prometheus.Collector{
+		gauge("mps_recordings_writing", "Archives being written now.", func(s recorder.Stats) float64 { return float64(s.Writing) }),
+		counter("mps_recording_bytes_written_total", "Bytes written to archives.", func(s recorder.Stats) uint64 { return s.BytesWritten }),
+		counter("mps_recording_archives_total", "Archives completed.", func(s recorder.Stats) uint64 { return s.Archives }),
+		counter("mps_recording_failures_total", "Write errors that stopped a recording until it could resume.", func(s recorder.Stats) uint64 { return s.Failures }),
+		counter("mps_recording_deleted_total", "Archives deleted by retention or through the API.", func(s recorder.Stats) uint64 { return s.Deleted }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("recording metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -81,6 +81,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
+	if err := registerRecorderMetrics(api.Registry(), s.recorder); err != nil {
+		return nil, err
+	}
 
 	if cfg.RTMP.Enabled {
 		s.rtmp = &rtmp.Server{

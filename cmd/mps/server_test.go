@@ -96,6 +96,9 @@ func TestPublishThenWatch(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `mps_stream_up{stream="live/cam1"} 1`) {
 		t.Errorf("metrics lack the live stream: %d", code)
 	}
+	if !strings.Contains(body, "mps_recordings_writing 0") || !strings.Contains(body, "mps_recording_bytes_written_total 0") {
+		t.Errorf("metrics lack the recorder's counters")
+	}
 }
 
 // An application that requires keys refuses a publisher without one and
