@@ -21,9 +21,11 @@ import (
 // waitTimeout bounds every wait; healthy runs finish far sooner.
 const waitTimeout = 20 * time.Second
 
-// testConfig is the default configuration on free loopback ports.
-func testConfig() *config.Config {
+// testConfig is the default configuration on free loopback ports, with
+// the recordings in a temporary folder.
+func testConfig(t *testing.T) *config.Config {
 	cfg := config.Default()
+	cfg.Recording.Dir = filepath.Join(t.TempDir(), "recordings")
 	cfg.HTTP.Address = "127.0.0.1:0"
 	cfg.RTMP.Address = "127.0.0.1:0"
 	return &cfg
@@ -32,10 +34,6 @@ func testConfig() *config.Config {
 // startTestServer starts a server and stops it when the test ends.
 func startTestServer(t *testing.T, cfg *config.Config) (*server, *testutil.LogBuffer) {
 	t.Helper()
-	if !filepath.IsAbs(cfg.Recording.Dir) {
-		// Keep the recordings out of the source tree.
-		cfg.Recording.Dir = filepath.Join(t.TempDir(), cfg.Recording.Dir)
-	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 func TestServerStartsAndStopsCleanly(t *testing.T) {
 	checkGoroutines(t)
-	srv, logs := startTestServer(t, testConfig())
+	srv, logs := startTestServer(t, testConfig(t))
 	base := "http://" + srv.HTTPAddr().String()
 
 	if code, body := get(t, base+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"ok"`) {
@@ -39,7 +39,7 @@ func TestServerStartsAndStopsCleanly(t *testing.T) {
 }
 
 func TestRTMPCanBeDisabled(t *testing.T) {
-	cfg := testConfig()
+	cfg := testConfig(t)
 	cfg.RTMP.Enabled = false
 	srv, logs := startTestServer(t, cfg)
 	if srv.RTMPAddr() != nil {
@@ -59,7 +59,7 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 	defer ln.Close()
 
 	for _, which := range []string{"http", "rtmp"} {
-		cfg := testConfig()
+		cfg := testConfig(t)
 		if which == "http" {
 			cfg.HTTP.Address = ln.Addr().String()
 		} else {
@@ -76,7 +76,7 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 // DASH through the same HTTP listener.
 func TestPublishThenWatch(t *testing.T) {
 	needFFmpeg(t)
-	srv, _ := startTestServer(t, testConfig())
+	srv, _ := startTestServer(t, testConfig(t))
 	base := "http://" + srv.HTTPAddr().String()
 	ffmpegPublish(t, "rtmp://"+srv.RTMPAddr().String()+"/live/cam1", 6)
 
@@ -106,7 +106,7 @@ func TestPublishThenWatch(t *testing.T) {
 func TestSignedKeyPublishes(t *testing.T) {
 	needFFmpeg(t)
 	const secret = "0123456789abcdef-test-secret"
-	cfg := testConfig()
+	cfg := testConfig(t)
 	cfg.Applications[0].SigningSecret = secret
 	cfg.Applications[0].AllowLoopbackWithoutKey = false
 	srv, logs := startTestServer(t, cfg)
