@@ -275,7 +275,7 @@ func buildArgs(p *plan, firstPTS time.Duration) []string {
 	}
 	imageInput := 1
 	if p.watermark != nil {
-		args = append(args, p.watermark.inputArgs()...)
+		args = append(args, p.watermark.InputArgs()...)
 	}
 	args = append(args, "-progress", fd(lay.progress), "-stats_period", "1")
 
@@ -294,7 +294,7 @@ func buildArgs(p *plan, firstPTS time.Duration) []string {
 	}
 	if len(rungs) > 0 {
 		if p.watermark != nil {
-			graph = append(graph, p.watermark.filter(videoIn, "vwm", imageInput))
+			graph = append(graph, p.watermark.Filter(videoIn, "vwm", imageInput))
 			videoIn = "vwm"
 		}
 		split := fmt.Sprintf("[%s]split=%d", videoIn, len(rungs))

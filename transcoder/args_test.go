@@ -141,7 +141,7 @@ func TestBuildArgs(t *testing.T) {
 	}
 	wantGraph := "[0:v:0]split=2[vsrc][thsrc];" +
 		"[thsrc]select='isnan(prev_selected_t)+gte(t-prev_selected_t,2)',scale=320:-2[thumb];" +
-		p.watermark.filter("vsrc", "vwm", 1) + ";[vwm]split=2[s0][s1];" +
+		p.watermark.Filter("vsrc", "vwm", 1) + ";[vwm]split=2[s0][s1];" +
 		"[s0]scale=640:360,setsar=1,fps=15[v0];[s1]scale=284:160,setsar=1[v1]"
 	if graph[0] != wantGraph {
 		t.Errorf("graph\n got %s\nwant %s", graph[0], wantGraph)

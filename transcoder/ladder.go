@@ -343,7 +343,7 @@ func (l *ladder) startChild(au *stream.AccessUnit) error {
 		})
 	}
 	c.goFunc(func() {
-		_ = readProgress(c.progress, func(pr Progress) {
+		_ = ReadProgress(c.progress, func(pr Progress) {
 			l.mu.Lock()
 			if l.gen == gen {
 				l.progress = pr

@@ -59,10 +59,10 @@ func measureSpeed(prev, cur *Progress) {
 // skipped.
 const maxProgressLine = 4096
 
-// readProgress parses ffmpeg's -progress output from r and calls fn with
+// ReadProgress parses ffmpeg's -progress output from r and calls fn with
 // each complete report (a block of key=value lines ending in progress=...).
 // It returns when r ends. Malformed lines and values are ignored.
-func readProgress(r io.Reader, fn func(Progress)) error {
+func ReadProgress(r io.Reader, fn func(Progress)) error {
 	br := bufio.NewReaderSize(r, maxProgressLine)
 	var cur, last Progress
 	skipping := false
@@ -142,3 +142,7 @@ func parseRate(s string) (float64, bool) {
 	}
 	return f, true
 }
+
+// OutTime is the media time the output has reached, for progress against
+// a known input duration.
+func (p Progress) OutTime() time.Duration { return p.outTime }

@@ -37,7 +37,7 @@ progress=end
 
 func TestReadProgress(t *testing.T) {
 	var got []Progress
-	if err := readProgress(strings.NewReader(realProgress), func(p Progress) { got = append(got, p) }); err != nil {
+	if err := ReadProgress(strings.NewReader(realProgress), func(p Progress) { got = append(got, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 {
@@ -54,7 +54,7 @@ func TestReadProgress(t *testing.T) {
 func TestReadProgressJunk(t *testing.T) {
 	in := "frame=-3\nfps=NaN\nspeed=Infx\ndrop_frames=1e9\n" + strings.Repeat("x", 10000) + "=1\nframe=5\nprogress=continue\nframe=6"
 	var got []Progress
-	if err := readProgress(strings.NewReader(in), func(p Progress) { got = append(got, p) }); err != nil {
+	if err := ReadProgress(strings.NewReader(in), func(p Progress) { got = append(got, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].Frame != 5 || got[0].FPS != 0 || got[0].Speed != 0 || got[0].DropFrames != 0 {
@@ -70,7 +70,7 @@ func FuzzProgress(f *testing.F) {
 	f.Add([]byte("fps=1e308\nspeed=-1x\nframe=99999999999999999999\nprogress=continue\n"))
 	f.Add([]byte("=\n==\nspeed=\x00x\r\nprogress=\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = readProgress(strings.NewReader(string(b)), func(p Progress) {
+		_ = ReadProgress(strings.NewReader(string(b)), func(p Progress) {
 			for _, v := range []float64{p.FPS, p.Speed} {
 				if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 					t.Fatalf("bad value in %+v", p)

@@ -13,7 +13,7 @@ import (
 // When the file is missing, fontconfig is asked for the same family.
 var watermarkFont = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-// inputArgs returns the extra ffmpeg input arguments the watermark needs
+// InputArgs returns the extra ffmpeg input arguments the watermark needs
 // (the PNG for an image watermark), or nil.
 //
 // The image is read once, as a single frame: the overlay repeats it for as
@@ -21,7 +21,7 @@ var watermarkFont = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 // on it and no frame is decoded twice. The image2 demuxer is told not to
 // read "%d" in the name as a sequence pattern, and the "file:" prefix keeps
 // a name with a colon from being taken for a protocol.
-func (w *Watermark) inputArgs() []string {
+func (w *Watermark) InputArgs() []string {
 	if w == nil || w.Image == "" {
 		return nil
 	}
@@ -32,7 +32,7 @@ func (w *Watermark) inputArgs() []string {
 	return []string{"-f", "image2", "-pattern_type", "none", "-i", "file:" + path}
 }
 
-// filter returns a filtergraph fragment that reads the pad [in] (and, for an
+// Filter returns a filtergraph fragment that reads the pad [in] (and, for an
 // image, the input numbered imageInput) and writes the watermarked video to
 // the pad [out], e.g. "[in]null[out]".
 //
@@ -42,7 +42,7 @@ func (w *Watermark) inputArgs() []string {
 // Scale × the video width. Both follow the video's size, whatever it is.
 // The fragment adds labels derived from out ("{out}-wm...") for its inner
 // pads.
-func (w *Watermark) filter(in, out string, imageInput int) string {
+func (w *Watermark) Filter(in, out string, imageInput int) string {
 	if w == nil || (w.Image == "" && w.Text == "") {
 		return "[" + in + "]null[" + out + "]"
 	}

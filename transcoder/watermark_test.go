@@ -42,8 +42,8 @@ func wmRender(t *testing.T, w *Watermark, frame int) wmFrame {
 	graph := "[in]null[out]"
 	var inputs []string
 	if w != nil {
-		graph = w.filter("in", "out", 1)
-		inputs = w.inputArgs()
+		graph = w.Filter("in", "out", 1)
+		inputs = w.InputArgs()
 	}
 	return wmRun(t, inputs, "[0:v]format=yuv420p[in];"+graph, frame, wmWidth, wmHeight)
 }
@@ -321,7 +321,7 @@ func TestWatermarkTextEscaping(t *testing.T) {
 	viaFile = append(viaFile, split("f"))
 	for i, text := range wmTrickyTexts {
 		w := &Watermark{Text: text, Position: "top-left", Scale: 0.1}
-		viaText = append(viaText, w.filter(fmt.Sprint("t", i), fmt.Sprint("to", i), 1))
+		viaText = append(viaText, w.Filter(fmt.Sprint("t", i), fmt.Sprint("to", i), 1))
 
 		file := filepath.Join(dir, fmt.Sprintf("text%d.txt", i))
 		if err := os.WriteFile(file, []byte(sanitizeText(text)), 0o644); err != nil {
@@ -363,22 +363,22 @@ func TestWatermarkTextEscaping(t *testing.T) {
 
 func TestWatermarkNoneAndInputs(t *testing.T) {
 	var nilWM *Watermark
-	if got := nilWM.filter("a", "b", 1); got != "[a]null[b]" {
+	if got := nilWM.Filter("a", "b", 1); got != "[a]null[b]" {
 		t.Errorf("nil watermark: %q", got)
 	}
-	if args := (&Watermark{Text: "x"}).inputArgs(); args != nil {
+	if args := (&Watermark{Text: "x"}).InputArgs(); args != nil {
 		t.Errorf("text watermark inputs: %q", args)
 	}
-	args := (&Watermark{Image: "a:b%d.png"}).inputArgs()
+	args := (&Watermark{Image: "a:b%d.png"}).InputArgs()
 	if len(args) != 6 || args[4] != "-i" || !strings.HasPrefix(args[5], "file:/") || !strings.HasSuffix(args[5], "/a:b%d.png") {
 		t.Errorf("image inputs: %q", args)
 	}
 	nan := math.NaN()
-	odd := (&Watermark{Text: "x", Position: "middle", MarginX: nan, MarginY: 2, Opacity: nan, Scale: -1}).filter("a", "b", 1)
+	odd := (&Watermark{Text: "x", Position: "middle", MarginX: nan, MarginY: 2, Opacity: nan, Scale: -1}).Filter("a", "b", 1)
 	if !strings.Contains(odd, ":x=w-tw-w*0.02:y=w*0.02") || !strings.Contains(odd, "alpha=1:") || !strings.Contains(odd, "fontsize=w*0.04:") {
 		t.Errorf("out-of-range values do not fall back to the defaults: %q", odd)
 	}
-	got := (&Watermark{Image: "/l.png"}).filter("vin", "vout", 3)
+	got := (&Watermark{Image: "/l.png"}).Filter("vin", "vout", 3)
 	for _, want := range []string{"[3:v]format=rgba[vout-wmimg]", "scale2ref=w=iw*0.15:h=ow/mdar",
 		"overlay=x=W-w-W*0.02:y=W*0.02:eof_action=repeat:repeatlast=1[vout]", "[vin]"} {
 		if !strings.Contains(got, want) {
@@ -461,7 +461,7 @@ func FuzzWatermarkText(f *testing.F) {
 	f.Add("\x00nul\x01\r")
 	f.Add("\xff\xfeinvalid utf-8")
 	f.Fuzz(func(t *testing.T, text string) {
-		frag := (&Watermark{Text: text, Position: "bottom-left"}).filter("in", "out", 1)
+		frag := (&Watermark{Text: text, Position: "bottom-left"}).Filter("in", "out", 1)
 		if text == "" {
 			if frag != "[in]null[out]" {
 				t.Fatalf("no text gives %q", frag)
