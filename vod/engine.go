@@ -1,0 +1,355 @@
+package vod
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/transcoder"
+)
+
+// Job event types.
+const (
+	EventJobCreated  = "job.created"
+	EventJobProgress = "job.progress"
+	EventJobFinished = "job.finished"
+)
+
+// Errors of the engine.
+var (
+	ErrInvalidJob = errors.New("invalid job")  // 400
+	ErrNotRunning = errors.New("job finished") // 409: nothing to cancel
+	ErrCancelled  = errors.New("job cancelled")
+)
+
+// Config configures an Engine.
+type Config struct {
+	// DBPath is the SQLite database of jobs and the queue.
+	DBPath string
+	// Dir is where job outputs go, one folder per job.
+	Dir string
+	// Inputs resolves job inputs to local files.
+	Inputs *Inputs
+	// Workers is how many jobs run at once (default 1).
+	Workers int
+	// JobTimeout bounds one attempt of a job (default 6 h).
+	JobTimeout time.Duration
+	// MaxAttempts bounds the attempts of a job that fails for a reason
+	// other than bad input (default 3).
+	MaxAttempts int
+	FFmpeg      string
+	FFprobe     string
+	Caps        *transcoder.Capabilities
+	// Runners run the task types.
+	Runners map[string]Runner
+	// Templates finds a template of a task type by name.
+	Templates func(taskType, name string) (json.RawMessage, bool)
+	Events    events.Sink
+	Logger    *slog.Logger
+}
+
+// runArgs is the River job that runs one MPS job.
+type runArgs struct {
+	JobID string `json:"job_id"`
+}
+
+func (runArgs) Kind() string { return "mps_job" }
+
+// Engine runs jobs on a persistent queue.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *sql.DB
+	store *jobStore
+	river *river.Client[*sql.Tx]
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+}
+
+// NewEngine opens the database, prepares the queue and starts working.
+// Jobs that were running when the process died are queued again.
+func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 6 * time.Hour
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Inputs == nil {
+		cfg.Inputs = &Inputs{}
+	}
+	db, err := openDB(cfg.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("jobs database: %w", err)
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, db: db, store: &jobStore{db: db}, running: map[string]context.CancelCauseFunc{}}
+	if err := e.start(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) start(ctx context.Context) error {
+	driver := riversqlite.New(e.db)
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("queue migrations: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("queue migrations: %w", err)
+	}
+	if err := e.store.migrate(ctx); err != nil {
+		return fmt.Errorf("jobs table: %w", err)
+	}
+	// One process owns the embedded database: whatever it was running
+	// when it died is queued again.
+	if _, err := e.db.ExecContext(ctx, `UPDATE river_job SET state = 'available', attempted_by = NULL WHERE state = 'running'`); err != nil {
+		return fmt.Errorf("requeue interrupted jobs: %w", err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(e.work))
+	e.river, err = river.NewClient(driver, &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.cfg.Workers}},
+		Workers:              workers,
+		JobTimeout:           e.cfg.JobTimeout,
+		MaxAttempts:          e.cfg.MaxAttempts,
+		RescueStuckJobsAfter: e.cfg.JobTimeout + time.Minute,
+		FetchPollInterval:    200 * time.Millisecond,
+		FetchCooldown:        50 * time.Millisecond,
+		Logger:               slog.New(slog.DiscardHandler),
+		RetryPolicy:          retryPolicy{},
+	})
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+// Close stops taking jobs, cancels the running ones (they run again on
+// the next start) and closes the database.
+func (e *Engine) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.river.StopAndCancel(ctx); err != nil {
+		e.log.Warn("job queue stop", "error", err)
+	}
+	_ = e.db.Close()
+}
+
+func newJobID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "job_" + hex.EncodeToString(b)
+}
+
+// Submit validates spec and queues a job. A spec whose session id was
+// seen before returns that job, and created is false.
+func (e *Engine) Submit(ctx context.Context, spec JobSpec) (job *Job, created bool, err error) {
+	if err := e.validate(spec); err != nil {
+		return nil, false, err
+	}
+	j := &Job{ID: newJobID(), Spec: spec, State: StateQueued, CreatedAt: time.Now().UTC()}
+	j.OutputDir = spec.Output
+	if j.OutputDir == "" {
+		j.OutputDir = j.ID
+	}
+	for _, t := range spec.Tasks {
+		j.Tasks = append(j.Tasks, TaskStatus{Type: t.Type, Template: t.Template, State: StateQueued, Outputs: []Output{}})
+	}
+	stored, created, err := e.store.insert(ctx, j)
+	if err != nil || !created {
+		return stored, false, err
+	}
+	prio := spec.Priority
+	if prio == 0 {
+		prio = 2
+	}
+	if _, err := e.river.Insert(ctx, runArgs{JobID: j.ID}, &river.InsertOpts{Priority: prio}); err != nil {
+		j.State, j.Error = StateFailed, "could not be queued: "+err.Error()
+		_ = e.store.update(ctx, j)
+		return j, true, fmt.Errorf("queue job: %w", err)
+	}
+	e.emit(EventJobCreated, j)
+	return j, true, nil
+}
+
+// validate checks a spec before it is queued: one input, known task
+// types and templates, a safe output name.
+func (e *Engine) validate(spec JobSpec) error {
+	in := spec.Input
+	n := 0
+	for _, s := range []string{in.Path, in.Recording, in.URL} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: input: set exactly one of path, recording and url", ErrInvalidJob)
+	}
+	if len(spec.Tasks) == 0 {
+		return fmt.Errorf("%w: tasks: at least one task is needed", ErrInvalidJob)
+	}
+	if spec.Priority < 0 || spec.Priority > 4 {
+		return fmt.Errorf("%w: priority %d: must be 1 (first) to 4 (last)", ErrInvalidJob, spec.Priority)
+	}
+	if o := spec.Output; o != "" && (!filepath.IsLocal(o) || path.Clean(o) != o) {
+		return fmt.Errorf("%w: output %q: must be a relative folder name without '..'", ErrInvalidJob, o)
+	}
+	for i, t := range spec.Tasks {
+		if _, ok := e.cfg.Runners[t.Type]; !ok {
+			return fmt.Errorf("%w: tasks[%d].type %q: unknown task type", ErrInvalidJob, i, t.Type)
+		}
+		if t.Template != "" {
+			if _, ok := e.template(t.Type, t.Template); !ok {
+				return fmt.Errorf("%w: tasks[%d].template %q: no %s template of that name", ErrInvalidJob, i, t.Template, t.Type)
+			}
+		}
+		if len(t.Params) > 0 {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(t.Params, &obj); err != nil {
+				return fmt.Errorf("%w: tasks[%d].params: must be a JSON object", ErrInvalidJob, i)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) template(taskType, name string) (json.RawMessage, bool) {
+	if e.cfg.Templates == nil {
+		return nil, false
+	}
+	return e.cfg.Templates(taskType, name)
+}
+
+// Get returns a job.
+func (e *Engine) Get(ctx context.Context, id string) (*Job, error) { return e.store.get(ctx, id) }
+
+// List returns jobs newest first, with the total that match.
+func (e *Engine) List(ctx context.Context, state string, offset, limit int) ([]*Job, int, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return e.store.list(ctx, state, max(offset, 0), limit)
+}
+
+// Cancel stops a job: a running one at once (its ffmpeg is killed), a
+// queued one before it starts.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Job, error) {
+	j, err := e.store.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.finished() {
+		return j, fmt.Errorf("job %s is %s: %w", id, j.State, ErrNotRunning)
+	}
+	e.mu.Lock()
+	cancel := e.running[id]
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel(ErrCancelled)
+	}
+	// Mark it now; a running worker sees the state and stops as well.
+	j.State = StateCancelled
+	j.Error = "cancelled"
+	now := time.Now().UTC()
+	j.FinishedAt = &now
+	for i := range j.Tasks {
+		if j.Tasks[i].State == StateQueued || j.Tasks[i].State == StateRunning {
+			j.Tasks[i].State = StateCancelled
+		}
+	}
+	if err := e.store.update(ctx, j); err != nil {
+		return nil, err
+	}
+	e.emit(EventJobFinished, j)
+	return j, nil
+}
+
+// Retry queues a failed or cancelled job again; the tasks that succeeded
+// keep their outputs.
+func (e *Engine) Retry(ctx context.Context, id string) (*Job, error) {
+	j, err := e.store.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != StateFailed && j.State != StateCancelled {
+		return j, fmt.Errorf("%w: job %s is %s; only failed or cancelled jobs can be retried", ErrInvalidJob, id, j.State)
+	}
+	j.State, j.Error, j.FinishedAt = StateQueued, "", nil
+	for i := range j.Tasks {
+		if j.Tasks[i].State != StateSucceeded {
+			j.Tasks[i].State, j.Tasks[i].Error, j.Tasks[i].Progress = StateQueued, "", 0
+		}
+	}
+	j.updateProgress()
+	if err := e.store.update(ctx, j); err != nil {
+		return nil, err
+	}
+	if _, err := e.river.Insert(ctx, runArgs{JobID: j.ID}, &river.InsertOpts{Priority: max(1, j.Spec.Priority)}); err != nil {
+		return nil, fmt.Errorf("queue job: %w", err)
+	}
+	return j, nil
+}
+
+func (e *Engine) emit(typ string, j *Job) {
+	if e.cfg.Events == nil {
+		return
+	}
+	data := map[string]any{"id": j.ID, "state": j.State, "progress": j.Progress}
+	if j.Error != "" {
+		data["error"] = j.Error
+	}
+	if len(j.Spec.SessionContext) > 0 {
+		data["session_context"] = j.Spec.SessionContext
+	}
+	if j.Spec.SessionID != "" {
+		data["session_id"] = j.Spec.SessionID
+	}
+	if typ == EventJobFinished {
+		data["tasks"] = j.Tasks
+	}
+	e.cfg.Events.Publish(events.Event{Type: typ, Data: data})
+}
+
+// retryPolicy retries a failed attempt after 1 s, 4 s, 9 s, ... (capped at
+// 5 min).
+type retryPolicy struct{}
+
+func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	n := time.Duration(len(job.Errors) + 1)
+	return time.Now().Add(min(5*time.Minute, n*n*time.Second))
+}
+
+// jobDir is the absolute output folder of a job.
+func (e *Engine) jobDir(j *Job) string {
+	return filepath.Join(e.cfg.Dir, filepath.FromSlash(j.OutputDir))
+}
+
+func ensureDir(dir string) error { return os.MkdirAll(dir, 0o755) }

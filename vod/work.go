@@ -1,0 +1,202 @@
+package vod
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// progressInterval throttles progress writes and events.
+const progressInterval = 500 * time.Millisecond
+
+// work runs one attempt of a job: its tasks in order, skipping those that
+// succeeded in an earlier attempt.
+func (e *Engine) work(ctx context.Context, rj *river.Job[runArgs]) error {
+	j, err := e.store.get(ctx, rj.Args.JobID)
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	if j.finished() {
+		return nil // cancelled while queued
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	e.mu.Lock()
+	e.running[j.ID] = cancel
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, j.ID)
+		e.mu.Unlock()
+	}()
+
+	log := e.log.With("job", j.ID)
+	now := time.Now().UTC()
+	j.State, j.Attempts, j.Error = StateRunning, rj.Attempt, ""
+	if j.StartedAt == nil {
+		j.StartedAt = &now
+	}
+	if err := e.store.update(ctx, j); err != nil {
+		return err
+	}
+	log.Info("job started", "attempt", rj.Attempt, "tasks", len(j.Tasks))
+	err = e.runTasks(ctx, j)
+	return e.finish(j, rj, err, context.Cause(ctx))
+}
+
+// finish records how an attempt ended and tells River whether to retry.
+func (e *Engine) finish(j *Job, rj *river.Job[runArgs], err, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	switch {
+	case err == nil:
+		j.State, j.Progress, j.FinishedAt = StateSucceeded, 1, &now
+	case errors.Is(cause, ErrCancelled):
+		// Cancel already stored the state.
+		if cur, gerr := e.store.get(ctx, j.ID); gerr == nil {
+			*j = *cur
+		}
+		e.log.Info("job cancelled", "job", j.ID)
+		return river.JobCancel(ErrCancelled)
+	case errors.Is(err, ErrBadInput) || rj.Attempt >= rj.MaxAttempts:
+		j.State, j.Error, j.FinishedAt = StateFailed, err.Error(), &now
+	default:
+		j.State, j.Error = StateQueued, fmt.Sprintf("attempt %d failed, retrying: %v", rj.Attempt, err)
+	}
+	if uerr := e.store.update(ctx, j); uerr != nil {
+		e.log.Warn("job state not stored", "job", j.ID, "error", uerr)
+	}
+	switch j.State {
+	case StateSucceeded:
+		e.log.Info("job succeeded", "job", j.ID)
+		e.emit(EventJobFinished, j)
+		return nil
+	case StateFailed:
+		e.log.Warn("job failed", "job", j.ID, "error", err)
+		e.emit(EventJobFinished, j)
+		return river.JobCancel(err)
+	}
+	e.log.Warn("job attempt failed", "job", j.ID, "attempt", rj.Attempt, "error", err)
+	return err
+}
+
+// runTasks resolves the input and runs each task not yet done.
+func (e *Engine) runTasks(ctx context.Context, j *Job) error {
+	workDir := e.jobDir(j)
+	if err := ensureDir(workDir); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	path, err := e.cfg.Inputs.Resolve(ctx, j.Spec.Input, workDir)
+	if err != nil {
+		return err
+	}
+	env := Env{FFmpeg: e.cfg.FFmpeg, FFprobe: e.cfg.FFprobe, Caps: e.cfg.Caps, Logger: e.log.With("job", j.ID)}
+	media, err := Probe(ctx, env, path)
+	if err != nil {
+		return fmt.Errorf("input: %w", err)
+	}
+	j.Input = &media
+	for i := range j.Tasks {
+		ts := &j.Tasks[i]
+		if ts.State == StateSucceeded {
+			continue
+		}
+		if err := e.runTask(ctx, j, i, env, media); err != nil {
+			ts.State, ts.Error = StateFailed, err.Error()
+			return fmt.Errorf("task %d (%s): %w", i+1, ts.Type, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Media) error {
+	spec := j.Spec.Tasks[i]
+	ts := &j.Tasks[i]
+	params, err := e.params(spec)
+	if err != nil {
+		return err
+	}
+	env.OutDir = filepath.Join(e.jobDir(j), fmt.Sprintf("%02d-%s", i+1, spec.Type))
+	if err := os.RemoveAll(env.OutDir); err != nil {
+		return err
+	}
+	if err := ensureDir(env.OutDir); err != nil {
+		return err
+	}
+	ts.State, ts.Progress, ts.Error, ts.Outputs = StateRunning, 0, "", []Output{}
+	_ = e.store.update(ctx, j)
+	var last time.Time
+	env.Progress = func(f float64) {
+		if f <= ts.Progress || time.Since(last) < progressInterval {
+			return
+		}
+		last = time.Now()
+		ts.Progress = f
+		j.updateProgress()
+		if err := e.store.update(ctx, j); err == nil {
+			e.emit(EventJobProgress, j)
+		}
+	}
+	outputs, err := e.cfg.Runners[spec.Type].Run(ctx, env, media, params)
+	if err != nil {
+		return err
+	}
+	rel := filepath.Base(env.OutDir)
+	for k := range outputs {
+		outputs[k].Path = filepath.ToSlash(filepath.Join(j.OutputDir, rel, outputs[k].Path))
+	}
+	ts.State, ts.Progress, ts.Outputs = StateSucceeded, 1, outputs
+	j.updateProgress()
+	return e.store.update(ctx, j)
+}
+
+// params merges a task's overrides into its template (one level deep for
+// objects, so {"video": {"bitrate": ...}} keeps the template's other
+// video fields).
+func (e *Engine) params(spec TaskSpec) (json.RawMessage, error) {
+	base := json.RawMessage("{}")
+	if spec.Template != "" {
+		tpl, ok := e.template(spec.Type, spec.Template)
+		if !ok {
+			return nil, fmt.Errorf("%w: template %q: no %s template of that name", ErrBadInput, spec.Template, spec.Type)
+		}
+		base = tpl
+	}
+	if len(spec.Params) == 0 {
+		return base, nil
+	}
+	return mergeParams(base, spec.Params)
+}
+
+func mergeParams(base, over json.RawMessage) (json.RawMessage, error) {
+	var b, o map[string]json.RawMessage
+	if err := json.Unmarshal(base, &b); err != nil {
+		return nil, fmt.Errorf("%w: template is not a JSON object", ErrBadInput)
+	}
+	if err := json.Unmarshal(over, &o); err != nil {
+		return nil, fmt.Errorf("%w: params must be a JSON object", ErrBadInput)
+	}
+	if b == nil {
+		b = map[string]json.RawMessage{}
+	}
+	for k, v := range o {
+		var bo, oo map[string]json.RawMessage
+		if json.Unmarshal(b[k], &bo) == nil && bo != nil && json.Unmarshal(v, &oo) == nil && oo != nil {
+			merged, err := mergeParams(b[k], v)
+			if err != nil {
+				return nil, err
+			}
+			b[k] = merged
+			continue
+		}
+		b[k] = v
+	}
+	return json.Marshal(b)
+}
