@@ -58,10 +58,16 @@ type Config struct {
 	Caps        *transcoder.Capabilities
 	// Runners run the task types.
 	Runners map[string]Runner
-	// Templates finds a template of a task type by name.
-	Templates func(taskType, name string) (json.RawMessage, bool)
-	Events    events.Sink
-	Logger    *slog.Logger
+	// Presets are the built-in templates: task type -> name -> params.
+	Presets map[string]map[string]json.RawMessage
+	// Workflows are the configured (read-only) workflows.
+	Workflows []Workflow
+	// WatchInterval is how often watched folders are scanned (default 5 s).
+	WatchInterval time.Duration
+	// Bus carries the engine's events and the recording events that
+	// trigger workflows.
+	Bus    *events.Bus
+	Logger *slog.Logger
 }
 
 // runArgs is the River job that runs one MPS job.
@@ -73,11 +79,15 @@ func (runArgs) Kind() string { return "mps_job" }
 
 // Engine runs jobs on a persistent queue.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	db    *sql.DB
-	store *jobStore
-	river *river.Client[*sql.Tx]
+	cfg       Config
+	log       *slog.Logger
+	db        *sql.DB
+	store     *jobStore
+	templates *TemplateStore
+	workflows *WorkflowStore
+	river     *river.Client[*sql.Tx]
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
@@ -100,6 +110,9 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.Inputs == nil {
 		cfg.Inputs = &Inputs{}
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 5 * time.Second
 	}
 	db, err := openDB(cfg.DBPath)
 	if err != nil {
@@ -125,6 +138,9 @@ func (e *Engine) start(ctx context.Context) error {
 	if err := e.store.migrate(ctx); err != nil {
 		return fmt.Errorf("jobs table: %w", err)
 	}
+	if e.templates, err = newTemplateStore(ctx, e.db, e.cfg.Presets, e.cfg.Runners); err != nil {
+		return err
+	}
 	// One process owns the embedded database: whatever it was running
 	// when it died is queued again.
 	if _, err := e.db.ExecContext(ctx, `UPDATE river_job SET state = 'available', attempted_by = NULL WHERE state = 'running'`); err != nil {
@@ -146,15 +162,56 @@ func (e *Engine) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	if e.workflows, err = newWorkflowStore(ctx, e, e.cfg.Workflows); err != nil {
+		return err
+	}
 	if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("queue: %w", err)
+	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stop = stop
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.workflows.watch(bg, e.cfg.WatchInterval)
+	}()
+	if e.cfg.Bus != nil {
+		triggers := make(chan events.Event, 256)
+		cancel := e.cfg.Bus.Subscribe(func(ev events.Event) {
+			if ev.Type != OnRecordingFinished && ev.Type != OnRecordingFile {
+				return
+			}
+			select {
+			case triggers <- ev:
+			default:
+				e.log.Warn("workflow trigger dropped: too many at once", "event", ev.Type, "stream", ev.Stream)
+			}
+		})
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer cancel()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case ev := <-triggers:
+					e.workflows.onEvent(ev)
+				}
+			}
+		}()
 	}
 	return nil
 }
 
+// Workflows are the engine's workflows.
+func (e *Engine) Workflows() *WorkflowStore { return e.workflows }
+
 // Close stops taking jobs, cancels the running ones (they run again on
 // the next start) and closes the database.
 func (e *Engine) Close() {
+	e.stop()
+	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.river.StopAndCancel(ctx); err != nil {
@@ -242,11 +299,15 @@ func (e *Engine) validate(spec JobSpec) error {
 }
 
 func (e *Engine) template(taskType, name string) (json.RawMessage, bool) {
-	if e.cfg.Templates == nil {
+	t, err := e.templates.Get(context.Background(), taskType, name)
+	if err != nil {
 		return nil, false
 	}
-	return e.cfg.Templates(taskType, name)
+	return t.Params, true
 }
+
+// Templates are the engine's task templates.
+func (e *Engine) Templates() *TemplateStore { return e.templates }
 
 // Get returns a job.
 func (e *Engine) Get(ctx context.Context, id string) (*Job, error) { return e.store.get(ctx, id) }
@@ -319,7 +380,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Job, error) {
 }
 
 func (e *Engine) emit(typ string, j *Job) {
-	if e.cfg.Events == nil {
+	if e.cfg.Bus == nil {
 		return
 	}
 	data := map[string]any{"id": j.ID, "state": j.State, "progress": j.Progress}
@@ -335,7 +396,7 @@ func (e *Engine) emit(typ string, j *Job) {
 	if typ == EventJobFinished {
 		data["tasks"] = j.Tasks
 	}
-	e.cfg.Events.Publish(events.Event{Type: typ, Data: data})
+	e.cfg.Bus.Publish(events.Event{Type: typ, Data: data})
 }
 
 // retryPolicy retries a failed attempt after 1 s, 4 s, 9 s, ... (capped at

@@ -82,13 +82,10 @@ func newEngine(t *testing.T, seconds int) *engineEnv {
 		Dir:     filepath.Join(dir, "jobs"),
 		Inputs:  &Inputs{MediaRoots: []string{media}},
 		Runners: map[string]Runner{TaskTranscode: remux},
-		Templates: func(typ, name string) (json.RawMessage, bool) {
-			if typ == TaskTranscode && name == "copy" {
-				return json.RawMessage(`{"realtime": false}`), true
-			}
-			return nil, false
+		Presets: map[string]map[string]json.RawMessage{
+			TaskTranscode: {"copy": json.RawMessage(`{"realtime": false}`)},
 		},
-		Events: bus,
+		Bus:    bus,
 		Logger: slog.New(slog.DiscardHandler),
 	}
 	ee := &engineEnv{bus: bus, media: media, cfg: cfg}

@@ -28,6 +28,24 @@ type JobSpec struct {
 	SessionID string `json:"session_id,omitempty"`
 	// SessionContext is echoed back in every event of the job.
 	SessionContext json.RawMessage `json:"session_context,omitempty"`
+	// Notify, when set, sends the job's events to a webhook.
+	Notify *Notify `json:"notify,omitempty"`
+}
+
+// Notify modes.
+const (
+	NotifyFinish = "finish" // job.finished only
+	NotifyChange = "change" // job.created, job.progress and job.finished
+)
+
+// Notify is where a job's events are delivered.
+type Notify struct {
+	URL string `json:"url"`
+	// Mode is NotifyFinish (the default) or NotifyChange.
+	Mode string `json:"mode,omitempty"`
+	// Key signs each body: X-MPS-Signature is "sha256=" and the hex
+	// HMAC-SHA256 of the body with it.
+	Key string `json:"key,omitempty"`
 }
 
 // JobInput is a job's input: exactly one of its fields.
