@@ -318,4 +318,3 @@ func (in *Inputs) localDir(dir string) (string, error) {
 	}
 	return "", errors.New("not inside a media root")
 }
-
