@@ -103,3 +103,23 @@ func (r *Recorder) OpenDownload(id string) (*Download, error) {
 	}
 	return &Download{File: m, Name: name, ModTime: m.mod, Size: m.size}, nil
 }
+
+// ArchiveFile returns the file a job reads for a recording: its faststart
+// MP4 when finalized, else the fragmented MP4, or an HLS recording's
+// playlist.
+func (r *Recorder) ArchiveFile(id string) (string, error) {
+	e, rec, ok := r.cat.get(id)
+	if !ok {
+		return "", fmt.Errorf("recording %q: %w", id, ErrNoRecording)
+	}
+	if rec.Finalized != "" {
+		p := filepath.Join(r.cfg.Dir, filepath.FromSlash(rec.Finalized))
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if rec.Format == FormatHLS {
+		return filepath.Join(e.abs, "index.m3u8"), nil
+	}
+	return e.abs, nil
+}

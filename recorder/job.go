@@ -38,6 +38,7 @@ type job struct {
 	bytes       int64
 	duration    time.Duration
 	lastPath    string
+	lastID      string
 	seen        int   // archive flushes already published
 	published   int64 // archive size already counted in the stats
 }
@@ -192,7 +193,7 @@ func (j *job) openArchive(base time.Duration) error {
 	j.cur = e
 	j.lastErr = ""
 	j.mu.Unlock()
-	j.lastPath = a.rec.Path
+	j.lastPath, j.lastID = a.rec.Path, a.rec.ID
 	data := map[string]any{"id": a.rec.ID, "path": a.rec.Path, "rendition": j.rendition, "seq": seq, "duration": 0.0, "size": a.rec.Size}
 	if j.failing {
 		j.failing = false
@@ -269,7 +270,7 @@ func (j *job) finishAll() {
 		return
 	}
 	j.sr.r.emit(events.RecordingFinished, j.sr.name, map[string]any{
-		"rendition": j.rendition, "path": j.lastPath, "files": j.files,
+		"rendition": j.rendition, "id": j.lastID, "path": j.lastPath, "files": j.files,
 		"duration": j.duration.Seconds(), "size": j.bytes,
 	})
 }

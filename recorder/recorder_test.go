@@ -146,7 +146,7 @@ func TestRolloverIsContinuous(t *testing.T) {
 		t.Fatalf("archives hold %d frames, %d were published", frames, len(e.media.Frames))
 	}
 	fin := e.waitEvent(t, events.RecordingFinished, 1)[0]
-	if fin.Data["files"] != 3 || fin.Stream != "live/roll" {
+	if fin.Data["files"] != 3 || fin.Stream != "live/roll" || fin.Data["id"] != page.Recordings[2].ID {
 		t.Fatalf("finished event: %+v", fin)
 	}
 	var total int64
@@ -434,6 +434,12 @@ func TestRenditionsAndHLSFormat(t *testing.T) {
 		}
 	}
 	rec := waitFinalized(got["source"].ID)
+	if p, err := e.rec.ArchiveFile(rec.ID); err != nil || p != filepath.Join(e.dir, rec.Finalized) {
+		t.Fatalf("archive file %q %v, want the finalized MP4", p, err)
+	}
+	if p, err := e.rec.ArchiveFile(got["720p"].ID); err != nil || (!strings.HasSuffix(p, "/index.m3u8") && !strings.HasSuffix(p, ".faststart.mp4")) {
+		t.Fatalf("archive file of an HLS recording: %q %v", p, err)
+	}
 	d, frames := probe(t, filepath.Join(e.dir, rec.Finalized))
 	if frames != len(e.media.Frames) || d < 2.9 || d > 3.1 {
 		t.Fatalf("finalized MP4 plays %.3f s with %d frames", d, frames)
