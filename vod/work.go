@@ -123,6 +123,11 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 	if err != nil {
 		return err
 	}
+	if spec.Type == TaskQuality {
+		if params, media, err = e.qualityInputs(ctx, j, i, env, media, params); err != nil {
+			return err
+		}
+	}
 	env.OutDir = filepath.Join(e.jobDir(j), fmt.Sprintf("%02d-%s", i+1, spec.Type))
 	if err := os.RemoveAll(env.OutDir); err != nil {
 		return err
@@ -199,4 +204,46 @@ func mergeParams(base, over json.RawMessage) (json.RawMessage, error) {
 		b[k] = v
 	}
 	return json.Marshal(b)
+}
+
+// qualityInputs chooses what a quality task compares. With a reference in
+// its params (a file inside the media roots), the job's input is
+// compared against it; without one, the newest video output of an earlier
+// task is compared against the job's input, its source.
+func (e *Engine) qualityInputs(ctx context.Context, j *Job, i int, env Env, media Media, params json.RawMessage) (json.RawMessage, Media, error) {
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, media, fmt.Errorf("%w: params must be a JSON object", ErrBadInput)
+	}
+	if ref, ok := p["reference"]; ok {
+		var name string
+		if err := json.Unmarshal(ref, &name); err != nil {
+			return nil, media, fmt.Errorf("%w: reference: want a file name", ErrBadInput)
+		}
+		abs, err := e.cfg.Inputs.localPath(name)
+		if err != nil {
+			return nil, media, fmt.Errorf("reference: %w", err)
+		}
+		p["reference"], _ = json.Marshal(abs)
+		out, err := json.Marshal(p)
+		return out, media, err
+	}
+	var distorted string
+	for k := i - 1; k >= 0 && distorted == ""; k-- {
+		for _, o := range j.Tasks[k].Outputs {
+			if o.Kind == "video" {
+				distorted = filepath.Join(e.cfg.Dir, filepath.FromSlash(o.Path))
+			}
+		}
+	}
+	if distorted == "" {
+		return nil, media, fmt.Errorf("%w: a quality task needs params.reference, or an earlier task of the job with a video output to compare with the input", ErrBadInput)
+	}
+	out, err := Probe(ctx, env, distorted)
+	if err != nil {
+		return nil, media, err
+	}
+	p["reference"], _ = json.Marshal(media.Path)
+	params, err = json.Marshal(p)
+	return params, out, err
 }

@@ -25,6 +25,7 @@ func newRootCommand(version string, stdout, stderr io.Writer) *cobra.Command {
 		newServeCommand(version, stderr),
 		newSignKeyCommand(stdout, stderr),
 		newVersionCommand(version, stdout),
+		newJobCommand(stdout, stderr),
 	)
 	return root
 }
