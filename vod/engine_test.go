@@ -279,3 +279,33 @@ func TestInterruptedJobRunsAgain(t *testing.T) {
 func TestMain(m *testing.M) {
 	os.Exit(testutil.RunWithLeakCheck(m, "github.com/mps-dev/mps/vod.", "github.com/riverqueue/"))
 }
+
+// TestQualityComparesAnEarlierOutput runs a copy and then a quality task
+// that compares the copy with the job's input.
+func TestQualityComparesAnEarlierOutput(t *testing.T) {
+	ee := newEngine(t, 2)
+	ee.e.cfg.Runners[TaskQuality] = Quality()
+	ctx := context.Background()
+	j, _, err := ee.e.Submit(ctx, JobSpec{Input: JobInput{Path: "in.mp4"}, Tasks: []TaskSpec{
+		{Type: TaskTranscode, Template: "copy"},
+		{Type: TaskQuality},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := ee.wait(t, j.ID, StateSucceeded, StateFailed)
+	if done.State != StateSucceeded {
+		t.Fatalf("job: %+v", done)
+	}
+	psnr, _ := done.Tasks[1].Outputs[0].Data["psnr"].(map[string]any)
+	if mean, _ := psnr["mean"].(float64); mean < 60 {
+		t.Fatalf("PSNR of a stream copy against its source: %+v", done.Tasks[1].Outputs[0].Data)
+	}
+	// A reference outside the media roots is refused.
+	j, _, _ = ee.e.Submit(ctx, JobSpec{Input: JobInput{Path: "in.mp4"}, Tasks: []TaskSpec{
+		{Type: TaskQuality, Params: json.RawMessage(`{"reference": "/etc/passwd"}`)},
+	}})
+	if done := ee.wait(t, j.ID, StateSucceeded, StateFailed); done.State != StateFailed || !strings.Contains(done.Error, "media roots") {
+		t.Fatalf("reference outside the roots: %s %q", done.State, done.Error)
+	}
+}
