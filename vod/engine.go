@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,8 +68,35 @@ type Config struct {
 	WatchInterval time.Duration
 	// Bus carries the engine's events and the recording events that
 	// trigger workflows.
-	Bus    *events.Bus
-	Logger *slog.Logger
+	Bus *events.Bus
+	// Outbox configures webhook delivery.
+	Outbox OutboxConfig
+	// Webhooks receive every bus event of the types they ask for.
+	Webhooks []Webhook
+	Logger   *slog.Logger
+}
+
+// Webhook is a receiver of bus events.
+type Webhook struct {
+	URL string `json:"url"`
+	// Key signs each body (see Notify.Key).
+	Key string `json:"key,omitempty"`
+	// Events are the event types, or prefixes ending in ".", such as
+	// "recording." or "job."; empty means every event.
+	Events []string `json:"events,omitempty"`
+}
+
+// wants reports whether the webhook asked for events of typ.
+func (w Webhook) wants(typ string) bool {
+	if len(w.Events) == 0 {
+		return true
+	}
+	for _, e := range w.Events {
+		if e == typ || (strings.HasSuffix(e, ".") && strings.HasPrefix(typ, e)) {
+			return true
+		}
+	}
+	return false
 }
 
 // runArgs is the River job that runs one MPS job.
@@ -85,6 +114,7 @@ type Engine struct {
 	store     *jobStore
 	templates *TemplateStore
 	workflows *WorkflowStore
+	outbox    *Outbox
 	river     *river.Client[*sql.Tx]
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -165,11 +195,26 @@ func (e *Engine) start(ctx context.Context) error {
 	if e.workflows, err = newWorkflowStore(ctx, e, e.cfg.Workflows); err != nil {
 		return err
 	}
+	if e.outbox, err = NewOutbox(e.db, e.cfg.Outbox); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
 	if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stop = stop
+	e.outbox.Start(bg)
+	for _, w := range e.cfg.Webhooks {
+		if e.cfg.Bus != nil {
+			cancel := e.cfg.Bus.Subscribe(e.outbox.Sink(w.URL, w.Key, func(ev events.Event) bool { return w.wants(ev.Type) }))
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				<-bg.Done()
+				cancel()
+			}()
+		}
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -210,13 +255,14 @@ func (e *Engine) Workflows() *WorkflowStore { return e.workflows }
 // Close stops taking jobs, cancels the running ones (they run again on
 // the next start) and closes the database.
 func (e *Engine) Close() {
-	e.stop()
-	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.river.StopAndCancel(ctx); err != nil {
 		e.log.Warn("job queue stop", "error", err)
 	}
+	e.outbox.Close()
+	e.stop()
+	e.wg.Wait()
 	_ = e.db.Close()
 }
 
@@ -278,6 +324,14 @@ func (e *Engine) validate(spec JobSpec) error {
 	}
 	if o := spec.Output; o != "" && (!filepath.IsLocal(o) || path.Clean(o) != o) {
 		return fmt.Errorf("%w: output %q: must be a relative folder name without '..'", ErrInvalidJob, o)
+	}
+	if n := spec.Notify; n != nil {
+		if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: notify.url %q: want an http or https URL", ErrInvalidJob, n.URL)
+		}
+		if n.Mode != "" && n.Mode != NotifyFinish && n.Mode != NotifyChange {
+			return fmt.Errorf("%w: notify.mode %q: want %s or %s", ErrInvalidJob, n.Mode, NotifyFinish, NotifyChange)
+		}
 	}
 	for i, t := range spec.Tasks {
 		if _, ok := e.cfg.Runners[t.Type]; !ok {
@@ -380,9 +434,6 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Job, error) {
 }
 
 func (e *Engine) emit(typ string, j *Job) {
-	if e.cfg.Bus == nil {
-		return
-	}
 	data := map[string]any{"id": j.ID, "state": j.State, "progress": j.Progress}
 	if j.Error != "" {
 		data["error"] = j.Error
@@ -396,7 +447,13 @@ func (e *Engine) emit(typ string, j *Job) {
 	if typ == EventJobFinished {
 		data["tasks"] = j.Tasks
 	}
-	e.cfg.Bus.Publish(events.Event{Type: typ, Data: data})
+	ev := events.Event{Type: typ, Time: time.Now(), Data: data}
+	if n := j.Spec.Notify; n != nil && (typ == EventJobFinished || n.Mode == NotifyChange) {
+		e.outbox.EnqueueAsync(n.URL, n.Key, ev)
+	}
+	if e.cfg.Bus != nil {
+		e.cfg.Bus.Publish(ev)
+	}
 }
 
 // retryPolicy retries a failed attempt after 1 s, 4 s, 9 s, ... (capped at

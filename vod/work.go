@@ -123,6 +123,9 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 	if err != nil {
 		return err
 	}
+	if params, err = e.resolveWatermark(params); err != nil {
+		return err
+	}
 	if spec.Type == TaskQuality {
 		if params, media, err = e.qualityInputs(ctx, j, i, env, media, params); err != nil {
 			return err
@@ -246,4 +249,28 @@ func (e *Engine) qualityInputs(ctx context.Context, j *Job, i int, env Env, medi
 	p["reference"], _ = json.Marshal(media.Path)
 	params, err = json.Marshal(p)
 	return params, out, err
+}
+
+// resolveWatermark checks that a watermark image names a file inside the
+// media roots, and makes its path absolute.
+func (e *Engine) resolveWatermark(params json.RawMessage) (json.RawMessage, error) {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil || p["watermark"] == nil {
+		return params, nil
+	}
+	var wm map[string]json.RawMessage
+	if json.Unmarshal(p["watermark"], &wm) != nil || wm["image"] == nil {
+		return params, nil
+	}
+	var name string
+	if err := json.Unmarshal(wm["image"], &name); err != nil || name == "" {
+		return params, nil
+	}
+	abs, err := e.cfg.Inputs.localPath(name)
+	if err != nil {
+		return nil, fmt.Errorf("watermark.image: %w", err)
+	}
+	wm["image"], _ = json.Marshal(abs)
+	p["watermark"], _ = json.Marshal(wm)
+	return json.Marshal(p)
 }
