@@ -1,0 +1,27 @@
+package vod
+
+import "encoding/json"
+
+// Runners returns the runner of every task type.
+func Runners() map[string]Runner {
+	return map[string]Runner{
+		TaskTranscode: Transcode(),
+		TaskSnapshot:  Snapshot(),
+		TaskSprite:    Sprite(),
+		TaskAnimated:  Animated(),
+		TaskEnhance:   Enhance(),
+		TaskQuality:   Quality(),
+	}
+}
+
+// Presets returns the built-in templates of every task type.
+func Presets() map[string]map[string]json.RawMessage {
+	return map[string]map[string]json.RawMessage{
+		TaskTranscode: TranscodePresets(),
+		TaskSnapshot:  SnapshotPresets(),
+		TaskSprite:    SpritePresets(),
+		TaskAnimated:  AnimatedPresets(),
+		TaskEnhance:   EnhancePresets(),
+		TaskQuality:   QualityPresets(),
+	}
+}

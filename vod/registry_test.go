@@ -1,0 +1,31 @@
+package vod
+
+import "testing"
+
+// TestPresetsAreValid checks every built-in template against its runner
+// and that the presets the issue names exist.
+func TestPresetsAreValid(t *testing.T) {
+	runners := Runners()
+	presets := Presets()
+	for typ, byName := range presets {
+		r, ok := runners[typ]
+		if !ok {
+			t.Fatalf("presets of unknown task type %q", typ)
+		}
+		for name, params := range byName {
+			if c, ok := r.(ParamsChecker); ok {
+				if err := c.CheckParams(params); err != nil {
+					t.Errorf("%s preset %q: %v", typ, name, err)
+				}
+			}
+		}
+	}
+	for typ, name := range map[string]string{
+		TaskTranscode: "mp4-720p", TaskSnapshot: "snapshot-sample-10s", TaskSprite: "sprite-default",
+		TaskAnimated: "gif-preview", TaskEnhance: "loudnorm-ebu", TaskQuality: "quality-psnr-ssim",
+	} {
+		if _, ok := presets[typ][name]; !ok {
+			t.Errorf("no %s preset %q", typ, name)
+		}
+	}
+}
