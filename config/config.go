@@ -28,6 +28,7 @@ type Config struct {
 	Transcoder   Transcoder            `koanf:"transcoder"`
 	Admission    Admission             `koanf:"admission"`
 	Recording    Recording             `koanf:"recording"`
+	Jobs         Jobs                  `koanf:"jobs"`
 
 	// Source is the file the configuration was read from, or "" when only
 	// the built-in defaults and the environment were used.
@@ -173,6 +174,7 @@ func Default() Config {
 		},
 		Admission: Admission{Timeout: 2 * time.Second, OnError: OnErrorDeny},
 		Recording: DefaultRecording(),
+		Jobs:      DefaultJobs(),
 	}
 }
 

@@ -82,6 +82,10 @@ func loadFile(cfg *Config, path string, required bool) error {
 	if err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	workflows, hasWorkflows, err := takeJobWorkflows(raw)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
 	if err := configKeys().unknown(k.Keys(), ""); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
@@ -114,6 +118,9 @@ func loadFile(cfg *Config, path string, required bool) error {
 	}
 	if hasRules {
 		cfg.Recording.Rules = rules
+	}
+	if hasWorkflows {
+		cfg.Jobs.Workflows = workflows
 	}
 	return nil
 }

@@ -15,9 +15,9 @@ import (
 const minSecretLength = 16
 
 // reservedApplications cannot name applications: the HTTP listener serves
-// other things than live playback under these paths (the API, and the
-// playback of recordings).
-var reservedApplications = []string{"api", "recordings"}
+// other things than live playback under these paths (the API, the
+// playback of recordings, and the outputs of jobs).
+var reservedApplications = []string{"api", "recordings", "outputs"}
 
 // Validate checks every value and returns all the problems found, one per
 // line, each naming its key.
@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateApplications()...)
 	errs = append(errs, c.validateLadders()...)
 	errs = append(errs, c.validateRecording()...)
+	errs = append(errs, c.validateJobs()...)
 	return errors.Join(errs...)
 }
 
