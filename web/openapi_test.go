@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
+	"github.com/mps-dev/mps/vod"
 )
 
 const openAPIPath = "../api/openapi.yaml"
@@ -180,10 +182,18 @@ func checkSchema(t *testing.T, name string, schema schemaDoc, typ reflect.Type, 
 			}
 			continue
 		}
-		if want := openAPIType(f.Type); prop.Type != want {
+		if f.Type == reflect.TypeFor[json.RawMessage]() {
+			// Raw JSON is any value ("" in the schema) or, where the
+			// code requires one, an object.
+			if prop.Type != "" && prop.Type != "object" {
+				t.Errorf("%s.%s: type %q, want none (any JSON) or object", name, tag, prop.Type)
+			}
+			continue
+		}
+		if want := openAPIType(ft); prop.Type != want {
 			t.Errorf("%s.%s: type %q, want %q", name, tag, prop.Type, want)
 		}
-		if f.Type == reflect.TypeFor[time.Time]() && prop.Format != "date-time" {
+		if ft == reflect.TypeFor[time.Time]() && prop.Format != "date-time" {
 			t.Errorf("%s.%s: format %q, want date-time", name, tag, prop.Format)
 		}
 	}
@@ -218,5 +228,41 @@ func openAPIType(t reflect.Type) string {
 		return "array"
 	default:
 		return "object"
+	}
+}
+
+// TestOpenAPIJobSchemas checks the schemas of the jobs, templates and
+// workflows API against their JSON, like TestOpenAPISchemasMatchJSON. The
+// task template is TaskTemplate, since Template is the ladder template.
+func TestOpenAPIJobSchemas(t *testing.T) {
+	doc := loadOpenAPI(t)
+	types := map[string]reflect.Type{
+		"Job":          reflect.TypeFor[vod.Job](),
+		"JobSpec":      reflect.TypeFor[vod.JobSpec](),
+		"JobInput":     reflect.TypeFor[vod.JobInput](),
+		"Notify":       reflect.TypeFor[vod.Notify](),
+		"TaskSpec":     reflect.TypeFor[vod.TaskSpec](),
+		"TaskStatus":   reflect.TypeFor[vod.TaskStatus](),
+		"Output":       reflect.TypeFor[vod.Output](),
+		"Media":        reflect.TypeFor[vod.Media](),
+		"MediaVideo":   reflect.TypeFor[vod.VideoStream](),
+		"MediaAudio":   reflect.TypeFor[vod.AudioStream](),
+		"JobList":      reflect.TypeFor[JobList](),
+		"TaskTemplate": reflect.TypeFor[vod.Template](),
+		"TemplateList": reflect.TypeFor[TemplateList](),
+		"Workflow":     reflect.TypeFor[vod.Workflow](),
+		"WorkflowList": reflect.TypeFor[WorkflowList](),
+	}
+	schemaOf := map[reflect.Type]string{}
+	for name, typ := range types {
+		schemaOf[typ] = name
+	}
+	for name, typ := range types {
+		schema, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is missing", name)
+			continue
+		}
+		checkSchema(t, name, schema, typ, schemaOf)
 	}
 }

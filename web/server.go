@@ -1,6 +1,7 @@
 // Package web is MPS's HTTP front: the admin API (/api/v1/...), /healthz
-// and /metrics, with every other path handed to the playback handler (the
-// packager's LL-HLS and DASH routes).
+// and /metrics, the playback of recordings (/recordings/...) and the files
+// of VOD jobs (/outputs/...), with every other path handed to the playback
+// handler (the packager's LL-HLS and DASH routes).
 package web
 
 import (
@@ -56,6 +57,15 @@ type Config struct {
 	// Events is the event bus GET /api/v1/events reads. Nil answers that
 	// route with 501.
 	Events *events.Bus
+
+	// Jobs runs VOD jobs and keeps their templates and workflows (a
+	// *vod.Engine). Nil (an untyped nil: not a nil pointer in the
+	// interface) means this server runs no jobs: the job, template and
+	// workflow routes and /outputs/ answer 501.
+	Jobs JobControl
+	// JobsDir is the jobs folder (jobs.dir), whose files /outputs/ serves.
+	// Empty answers /outputs/ with 501.
+	JobsDir string
 }
 
 // Server is the HTTP handler of an MPS server.
@@ -79,6 +89,11 @@ type Server struct {
 	recordingPlayback http.Handler
 	// serveVOD serves a file of a recorded range; packager.ServeVOD.
 	serveVOD func(w http.ResponseWriter, r *http.Request, v *packager.VOD, file string)
+
+	jobs    JobControl
+	jobsDir string
+	// outputPlayback serves /outputs/ paths.
+	outputPlayback http.Handler
 }
 
 // New builds the handler. Its metrics registry is its own: several servers
@@ -109,8 +124,12 @@ func New(cfg Config) (*Server, error) {
 		recordings: cfg.Recordings,
 		events:     cfg.Events,
 		serveVOD:   packager.ServeVOD,
+
+		jobs:    cfg.Jobs,
+		jobsDir: cfg.JobsDir,
 	}
 	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
+	s.outputPlayback = withCORS(http.HandlerFunc(s.serveOutputs))
 	reg, err := newRegistry(cfg.Hub, cfg.Ladders)
 	if err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
@@ -131,14 +150,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // dispatch sends API paths to the router, /recordings/ paths to the
-// playback of recordings and everything else to live playback, so that the
-// API's JSON errors and the playback handler's own answers never mix.
+// playback of recordings, /outputs/ paths to the files of jobs and
+// everything else to live playback, so that the API's JSON errors and the
+// playback handler's own answers never mix.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case isAPIPath(r.URL.Path):
 		s.echo.ServeHTTP(w, r)
 	case isRecordingPath(r.URL.Path):
 		s.recordingPlayback.ServeHTTP(w, r)
+	case isOutputPath(r.URL.Path):
+		s.outputPlayback.ServeHTTP(w, r)
 	default:
 		s.playback.ServeHTTP(w, r)
 	}
