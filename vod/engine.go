@@ -239,7 +239,15 @@ func (e *Engine) start(ctx context.Context) error {
 			for {
 				select {
 				case <-bg.Done():
-					return
+					// Triggers that arrived before the stop still count.
+					for {
+						select {
+						case ev := <-triggers:
+							e.workflows.onEvent(ev)
+						default:
+							return
+						}
+					}
 				case ev := <-triggers:
 					e.workflows.onEvent(ev)
 				}
@@ -255,14 +263,14 @@ func (e *Engine) Workflows() *WorkflowStore { return e.workflows }
 // Close stops taking jobs, cancels the running ones (they run again on
 // the next start) and closes the database.
 func (e *Engine) Close() {
+	e.stop()
+	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.river.StopAndCancel(ctx); err != nil {
 		e.log.Warn("job queue stop", "error", err)
 	}
 	e.outbox.Close()
-	e.stop()
-	e.wg.Wait()
 	_ = e.db.Close()
 }
 

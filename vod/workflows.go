@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,7 @@ func (ws *WorkflowStore) check(w Workflow) error {
 	}
 	spec := JobSpec{Input: JobInput{Path: "x"}, Tasks: w.Tasks, Output: w.Output, Priority: w.Priority, Notify: w.Notify}
 	if err := ws.e.validate(spec); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidWorkflow, errors.Unwrap(err))
+		return fmt.Errorf("%w: %s", ErrInvalidWorkflow, strings.TrimPrefix(err.Error(), ErrInvalidJob.Error()+": "))
 	}
 	return nil
 }

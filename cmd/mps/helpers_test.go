@@ -26,6 +26,9 @@ const waitTimeout = 20 * time.Second
 func testConfig(t *testing.T) *config.Config {
 	cfg := config.Default()
 	cfg.Recording.Dir = filepath.Join(t.TempDir(), "recordings")
+	cfg.Jobs.DBPath = filepath.Join(t.TempDir(), "mps.db")
+	cfg.Jobs.Dir = filepath.Join(t.TempDir(), "jobs")
+	cfg.Jobs.MediaRoots = []string{t.TempDir()}
 	cfg.HTTP.Address = "127.0.0.1:0"
 	cfg.RTMP.Address = "127.0.0.1:0"
 	return &cfg

@@ -16,6 +16,7 @@ import (
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
+	"github.com/mps-dev/mps/vod"
 	"github.com/mps-dev/mps/web"
 )
 
@@ -32,6 +33,7 @@ type server struct {
 	transcoding *transcoding
 	events      *events.Bus
 	recorder    *recorder.Recorder
+	jobs        *vod.Engine // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
 	http        *http.Server
 	httpLn      net.Listener
@@ -65,6 +67,14 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, log)
+	if err != nil {
+		return nil, err
+	}
+	var jobs web.JobControl
+	if s.jobs != nil {
+		jobs = s.jobs
+	}
 
 	api, err := web.New(web.Config{
 		Hub:          s.hub,
@@ -77,6 +87,8 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Capabilities: s.transcoding.caps,
 		Recordings:   s.recorder,
 		Events:       s.events,
+		Jobs:         jobs,
+		JobsDir:      cfg.Jobs.Dir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -189,6 +201,10 @@ func (s *server) close() {
 	s.transcoding.close()
 	if s.recorder != nil {
 		s.recorder.Close()
+	}
+	// After the recorder: the recordings it closed may trigger workflows.
+	if s.jobs != nil {
+		s.jobs.Close()
 	}
 	if s.packager != nil {
 		s.packager.Close()

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/mps-dev/mps/config"
+	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/recorder"
+	"github.com/mps-dev/mps/transcoder"
+	"github.com/mps-dev/mps/vod"
+)
+
+// startJobs starts the VOD job engine of cfg.Jobs, or returns nil when it
+// is disabled.
+func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabilities, rec *recorder.Recorder, bus *events.Bus, log *slog.Logger) (*vod.Engine, error) {
+	jc := cfg.Jobs
+	if !jc.Enabled {
+		return nil, nil
+	}
+	workflows, err := jc.VODWorkflows()
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	e, err := vod.NewEngine(ctx, vod.Config{
+		DBPath:      jc.DBPath,
+		Dir:         jc.Dir,
+		Workers:     jc.Workers,
+		JobTimeout:  jc.Timeout,
+		MaxAttempts: jc.MaxAttempts,
+		FFmpeg:      cfg.Transcoder.FFmpeg,
+		Caps:        caps,
+		Inputs: &vod.Inputs{
+			MediaRoots:   jc.MediaRoots,
+			Recording:    rec.ArchiveFile,
+			AllowedHosts: jc.URLInputs.AllowedHosts,
+			AllowPrivate: jc.URLInputs.AllowPrivate,
+			MaxDownload:  jc.URLInputs.MaxSize,
+		},
+		Runners:       vod.Runners(),
+		Presets:       vod.Presets(),
+		Workflows:     workflows,
+		WatchInterval: jc.WatchInterval,
+		Bus:           bus,
+		Outbox: vod.OutboxConfig{
+			Timeout:     jc.Webhooks.Timeout,
+			MaxAttempts: jc.Webhooks.MaxAttempts,
+			BackoffMax:  jc.Webhooks.BackoffMax,
+			Logger:      log,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return e, nil
+}
