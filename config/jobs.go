@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -65,6 +66,19 @@ type Webhooks struct {
 	// BackoffMax bounds the delay between attempts, which doubles after
 	// each failure up to this.
 	BackoffMax time.Duration `koanf:"backoff_max"`
+	// Endpoints receive the server's events (jobs, recordings, streams)
+	// whatever job they belong to.
+	Endpoints []WebhookEndpoint `koanf:"endpoints"`
+}
+
+// WebhookEndpoint is a receiver of server events.
+type WebhookEndpoint struct {
+	URL string `koanf:"url"`
+	// Key signs each body (X-MPS-Signature: sha256=HMAC-SHA256 in hex).
+	Key string `koanf:"key"`
+	// Events are event types, or prefixes ending in "." such as
+	// "recording."; empty sends every event.
+	Events []string `koanf:"events"`
 }
 
 // Workflow is a configured vod.Workflow: a rule that submits a job.
@@ -130,6 +144,7 @@ func DefaultJobs() Jobs {
 			Timeout:     10 * time.Second,
 			MaxAttempts: 20,
 			BackoffMax:  10 * time.Minute,
+			Endpoints:   []WebhookEndpoint{},
 		},
 		Workflows:     []Workflow{},
 		WatchInterval: 5 * time.Second,
@@ -251,6 +266,16 @@ func (c *Config) validateJobs() []error {
 	}
 	if w.BackoffMax <= 0 {
 		add("jobs.webhooks.backoff_max %s: must be more than 0", w.BackoffMax)
+	}
+	for i, ep := range w.Endpoints {
+		if u, err := url.Parse(ep.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("jobs.webhooks.endpoints[%d].url %q: want an http or https URL", i, ep.URL)
+		}
+		for _, ev := range ep.Events {
+			if strings.TrimSpace(ev) == "" {
+				add("jobs.webhooks.endpoints[%d].events: an event type must not be empty", i)
+			}
+		}
 	}
 	if j.WatchInterval <= 0 {
 		add("jobs.watch_interval %s: must be more than 0", j.WatchInterval)

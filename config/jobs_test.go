@@ -21,7 +21,7 @@ func TestJobsDefaults(t *testing.T) {
 		MaxAttempts:   3,
 		MediaRoots:    []string{"data/media"},
 		URLInputs:     URLInputs{AllowedHosts: []string{}, MaxSize: 10737418240},
-		Webhooks:      Webhooks{Timeout: 10 * time.Second, MaxAttempts: 20, BackoffMax: 10 * time.Minute},
+		Webhooks:      Webhooks{Timeout: 10 * time.Second, MaxAttempts: 20, BackoffMax: 10 * time.Minute, Endpoints: []WebhookEndpoint{}},
 		Workflows:     []Workflow{},
 		WatchInterval: 5 * time.Second,
 	}
@@ -73,7 +73,7 @@ jobs:
 		Enabled: true, DBPath: "/var/lib/mps/mps.db", Dir: "/srv/jobs", Workers: 4, Timeout: 30 * time.Minute, MaxAttempts: 5,
 		MediaRoots:    []string{"/srv/media", "uploads"},
 		URLInputs:     URLInputs{AllowedHosts: []string{"media.example.com", "*", "10.0.0.7", "::1"}, AllowPrivate: true, MaxSize: 1_000_000},
-		Webhooks:      Webhooks{Timeout: 3 * time.Second, MaxAttempts: 5, BackoffMax: time.Minute},
+		Webhooks:      Webhooks{Timeout: 3 * time.Second, MaxAttempts: 5, BackoffMax: time.Minute, Endpoints: []WebhookEndpoint{}},
 		WatchInterval: time.Second,
 		Workflows: []Workflow{
 			{Name: "archive-mp4", On: "recording.finished", Match: "live/*", Priority: 3, Output: "archive",
@@ -149,7 +149,7 @@ func TestJobsEnv(t *testing.T) {
 		DBPath: "/db/mps.db", Dir: "/out", Workers: 3, Timeout: 2 * time.Hour, MaxAttempts: 7,
 		MediaRoots:    []string{"data/media"},
 		URLInputs:     URLInputs{AllowedHosts: []string{}, AllowPrivate: true, MaxSize: 12345},
-		Webhooks:      Webhooks{Timeout: time.Second, MaxAttempts: 2, BackoffMax: 30 * time.Second},
+		Webhooks:      Webhooks{Timeout: time.Second, MaxAttempts: 2, BackoffMax: 30 * time.Second, Endpoints: []WebhookEndpoint{}},
 		Workflows:     []Workflow{},
 		WatchInterval: 250 * time.Millisecond,
 	}
@@ -250,4 +250,29 @@ func TestInvalidJobs(t *testing.T) {
 func TestJobsProblemsAreAllReported(t *testing.T) {
 	_, err := load(t, writeConfig(t, "jobs: {workers: 0, timeout: 0s, webhooks: {max_attempts: 0}, workflows: [{name: x, on: y}]}\n"))
 	mustFail(t, err, "jobs.workers", "jobs.timeout", "jobs.webhooks.max_attempts", "jobs.workflows[0] (x).on", "jobs.workflows[0] (x).tasks")
+}
+
+func TestWebhookEndpoints(t *testing.T) {
+	cfg, err := load(t, writeConfig(t, `
+jobs:
+  webhooks:
+    endpoints:
+      - url: https://hooks.example.com/mps
+        key: k
+        events: ["recording.", "job.finished"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WebhookEndpoint{{URL: "https://hooks.example.com/mps", Key: "k", Events: []string{"recording.", "job.finished"}}}
+	if !reflect.DeepEqual(cfg.Jobs.Webhooks.Endpoints, want) {
+		t.Fatalf("endpoints %+v, want %+v", cfg.Jobs.Webhooks.Endpoints, want)
+	}
+	_, err = load(t, writeConfig(t, `
+jobs:
+  webhooks:
+    endpoints:
+      - url: ftp://x/y
+`))
+	mustFail(t, err, `jobs.webhooks.endpoints[0].url "ftp://x/y": want an http or https URL`)
 }

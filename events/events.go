@@ -20,6 +20,8 @@ const (
 	RecordingFailed        = "recording.failed"
 	RecordingResumed       = "recording.resumed"
 	RecordingDeleted       = "recording.deleted"
+	StreamStarted          = "stream.started"
+	StreamEnded            = "stream.ended"
 )
 
 // Event is one thing that happened.

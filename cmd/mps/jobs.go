@@ -23,6 +23,10 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	var hooks []vod.Webhook
+	for _, ep := range jc.Webhooks.Endpoints {
+		hooks = append(hooks, vod.Webhook{URL: ep.URL, Key: ep.Key, Events: ep.Events})
+	}
 	e, err := vod.NewEngine(ctx, vod.Config{
 		DBPath:      jc.DBPath,
 		Dir:         jc.Dir,
@@ -49,7 +53,8 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 			BackoffMax:  jc.Webhooks.BackoffMax,
 			Logger:      log,
 		},
-		Logger: log,
+		Webhooks: hooks,
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)

@@ -33,7 +33,7 @@ type server struct {
 	transcoding *transcoding
 	events      *events.Bus
 	recorder    *recorder.Recorder
-	jobs        *vod.Engine // nil when jobs are disabled
+	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
 	http        *http.Server
 	httpLn      net.Listener
@@ -63,6 +63,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	s.packager = packager.New(s.hub, pcfg)
 	s.events = events.NewBus(0)
 	s.events.LogTo(log)
+	publishStreamEvents(s.hub, s.events)
 	s.recorder, err = startRecorder(cfg, s.hub, s.transcoding.manager, s.events, log)
 	if err != nil {
 		return nil, err
@@ -221,4 +222,17 @@ func onPublishAll(fns ...func(rtmp.PublishInfo)) func(rtmp.PublishInfo) {
 			fn(pi)
 		}
 	}
+}
+
+// publishStreamEvents sends stream.started when a stream is created and
+// stream.ended when it ends (after its grace period).
+func publishStreamEvents(hub *stream.Hub, bus *events.Bus) {
+	hub.OnStreamCreated(func(st *stream.Stream) {
+		name, created := st.Name(), time.Now()
+		bus.Publish(events.Event{Type: events.StreamStarted, Stream: name})
+		go func() {
+			<-st.Ended()
+			bus.Publish(events.Event{Type: events.StreamEnded, Stream: name, Data: map[string]any{"duration": time.Since(created).Seconds()}})
+		}()
+	})
 }

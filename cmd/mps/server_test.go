@@ -99,6 +99,10 @@ func TestPublishThenWatch(t *testing.T) {
 	if !strings.Contains(body, "mps_recordings_writing 0") || !strings.Contains(body, "mps_recording_bytes_written_total 0") {
 		t.Errorf("metrics lack the recorder's counters")
 	}
+	code, body = get(t, base+"/api/v1/events?type=stream.")
+	if code != http.StatusOK || !strings.Contains(body, `"type":"stream.started"`) || !strings.Contains(body, `"stream":"live/cam1"`) {
+		t.Errorf("events lack stream.started of live/cam1: %d %s", code, body)
+	}
 }
 
 // An application that requires keys refuses a publisher without one and
