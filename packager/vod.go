@@ -23,7 +23,23 @@ type VOD struct {
 	// SegmentDuration is the target segment length; segments are cut on
 	// the first keyframe of the driving track at or after it (default 2 s).
 	SegmentDuration time.Duration
+	// Variants makes every video track a variant (rendition) of the same
+	// presentation, as the rungs of an adaptive ladder are: the
+	// multivariant playlist offers one EXT-X-STREAM-INF per video track,
+	// in track order and all with the first audio track as their audio
+	// rendition, and the MPD one Representation per video track in a
+	// single video AdaptationSet. Every video track is cut at the same
+	// times as the driving track (the first video track), which needs
+	// keyframes at those times on every video track (within
+	// MaxVariantSkew); a period where one is missing fails to lay out.
+	// Without Variants only the first video track is offered in HLS, and
+	// each track has its own AdaptationSet.
+	Variants bool
 }
+
+// MaxVariantSkew is how far a keyframe of a video variant may be from the
+// driving track's segment start it is cut at.
+const MaxVariantSkew = 100 * time.Millisecond
 
 // VODPeriod is a run of samples with one set of codec parameters.
 type VODPeriod struct {
@@ -76,6 +92,7 @@ type vodLayout struct {
 	tracks   int // the most tracks of any period
 	duration time.Duration
 	target   time.Duration // segment duration asked for
+	variants bool          // VOD.Variants
 }
 
 // vodPeriodLayout is the segmentation of one period.
@@ -95,7 +112,7 @@ type vodPeriodLayout struct {
 }
 
 func newVODLayout(v *VOD) (*vodLayout, error) {
-	l := &vodLayout{target: v.segmentDuration()}
+	l := &vodLayout{target: v.segmentDuration(), variants: v.Variants}
 	for i := range v.Periods {
 		pl, err := layoutPeriod(v, i)
 		if err != nil {
@@ -168,7 +185,46 @@ func layoutPeriod(v *VOD, i int) (*vodPeriodLayout, error) {
 			pl.starts[k][t] = len(samples)
 		}
 	}
+	if v.Variants {
+		for t, track := range p.Tracks {
+			if t == pl.driver || !track.IsVideo() {
+				continue
+			}
+			if err := pl.alignVariant(t, bounds); err != nil {
+				return nil, fmt.Errorf("vod period %d: %w", i, err)
+			}
+		}
+	}
 	return pl, nil
+}
+
+// alignVariant cuts video track t on its keyframes nearest to bounds, the
+// segment starts of the driving track, so that its segments line up with
+// the driving track's.
+func (pl *vodPeriodLayout) alignVariant(t int, bounds []time.Duration) error {
+	samples := pl.p.Samples[t]
+	ts := pl.p.Timescales[t]
+	if len(samples) == 0 {
+		return nil
+	}
+	at := func(j int) time.Duration { return stream.FromTicks(samples[j].DTS, ts) }
+	if !samples[0].Key {
+		return fmt.Errorf("video track %d does not start on a keyframe", t)
+	}
+	if d := at(0) - bounds[0]; d > MaxVariantSkew || d < -MaxVariantSkew {
+		return fmt.Errorf("video track %d starts at %s, track %d at %s", t, at(0), pl.driver, bounds[0])
+	}
+	j := 0
+	for k := 1; k < len(bounds); k++ {
+		for j++; j < len(samples) && (!samples[j].Key || at(j) < bounds[k]-MaxVariantSkew); j++ {
+		}
+		if j == len(samples) || at(j) > bounds[k]+MaxVariantSkew {
+			return fmt.Errorf("video track %d has no keyframe within %s of %s, where segment %d of track %d starts",
+				t, MaxVariantSkew, bounds[k], k, pl.driver)
+		}
+		pl.starts[k][t] = j
+	}
+	return nil
 }
 
 func checkPeriod(p *VODPeriod) error {

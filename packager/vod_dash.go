@@ -11,8 +11,9 @@ import (
 
 // renderMPD renders a static MPD over the same segments as the HLS
 // playlists: one Period per period with media, contiguous on the
-// presentation timeline, and one AdaptationSet per track, addressed by
-// segment number through a SegmentTimeline.
+// presentation timeline, and one AdaptationSet per track (with
+// VOD.Variants, one for all video tracks, a Representation each),
+// addressed by segment number through a SegmentTimeline.
 func (l *vodLayout) renderMPD(q string) []byte {
 	xq := html.EscapeString(q)
 	var b strings.Builder
@@ -26,14 +27,29 @@ func (l *vodLayout) renderMPD(q string) []byte {
 			continue
 		}
 		fmt.Fprintf(&b, `  <Period id="%d" start="%s">`+"\n", pl.index, isoStart(pl.presStart))
+		videoSet := -1 // with variants, the track whose set holds every video track
 		for t, tm := range pl.tms {
 			kind := "audio"
 			if tm.track.IsVideo() {
 				kind = "video"
 			}
-			r := pl.dashRep(t, xq)
+			reps := []int{t}
+			if l.variants && kind == "video" {
+				if videoSet >= 0 {
+					continue
+				}
+				videoSet = t
+				for u := t + 1; u < len(pl.tms); u++ {
+					if pl.tms[u].track.IsVideo() {
+						reps = append(reps, u)
+					}
+				}
+			}
 			fmt.Fprintf(&b, `    <AdaptationSet id="%d" contentType="%s" mimeType="%s" segmentAlignment="true" startWithSAP="1">`+"\n", t, kind, tm.mime)
-			writeRep(&b, &r)
+			for _, u := range reps {
+				r := pl.dashRep(u, xq)
+				writeRep(&b, &r)
+			}
 			b.WriteString("    </AdaptationSet>\n")
 		}
 		b.WriteString("  </Period>\n")

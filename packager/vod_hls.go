@@ -84,39 +84,61 @@ func (l *vodLayout) stats(track int) vodTrackStats {
 	return st
 }
 
-// renderMultivariant offers one variant: the first video track, with the
-// first audio track as its audio rendition (or the audio alone).
+// videoVariants returns the video tracks the presentation offers: every
+// video track with Variants, else the first one (none for audio only).
+func (l *vodLayout) videoVariants() []int {
+	var out []int
+	for i := range l.tracks {
+		if t := l.track(i); t.IsVideo() {
+			out = append(out, i)
+			if !l.variants {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// renderMultivariant offers one variant per video variant track (see
+// VOD.Variants), each with the first audio track as its audio rendition,
+// or the audio alone.
 func (l *vodLayout) renderMultivariant(q string) []byte {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
-	video, audio := l.firstTracks()
-	if video < 0 {
+	videos := l.videoVariants()
+	_, audio := l.firstTracks()
+	if len(videos) == 0 {
 		a := l.stats(audio)
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=\"%s\"\n%s%s\n",
 			a.peak, a.average, strings.Join(a.codecs, ","), mediaPlaylistName(audio), q)
 		return []byte(b.String())
 	}
-	v := l.stats(video)
-	bw, avg, codecs := v.peak, v.average, v.codecs
+	var a vodTrackStats
 	if audio >= 0 {
-		a := l.stats(audio)
+		a = l.stats(audio)
 		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"%d\",URI=\"%s%s\"\n",
 			max(a.channels, 1), mediaPlaylistName(audio), q)
-		bw += a.peak
-		avg += a.average
-		codecs = append(codecs, a.codecs...)
 	}
-	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=\"%s\"", bw, avg, strings.Join(codecs, ","))
-	if v.width > 0 {
-		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.width, v.height)
+	for _, video := range videos {
+		v := l.stats(video)
+		bw, avg, codecs := v.peak, v.average, slices.Clone(v.codecs)
+		if audio >= 0 {
+			bw += a.peak
+			avg += a.average
+			codecs = append(codecs, a.codecs...)
+		}
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=\"%s\"", bw, avg, strings.Join(codecs, ","))
+		if v.width > 0 {
+			fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.width, v.height)
+		}
+		if v.frameRate > 0 {
+			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.frameRate)
+		}
+		if audio >= 0 {
+			b.WriteString(",AUDIO=\"audio\"")
+		}
+		fmt.Fprintf(&b, "\n%s%s\n", mediaPlaylistName(video), q)
 	}
-	if v.frameRate > 0 {
-		fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.frameRate)
-	}
-	if audio >= 0 {
-		b.WriteString(",AUDIO=\"audio\"")
-	}
-	fmt.Fprintf(&b, "\n%s%s\n", mediaPlaylistName(video), q)
 	return []byte(b.String())
 }
 

@@ -11,6 +11,7 @@ func Runners() map[string]Runner {
 		TaskAnimated:  Animated(),
 		TaskEnhance:   Enhance(),
 		TaskQuality:   Quality(),
+		TaskAdaptive:  Adaptive(),
 	}
 }
 
@@ -23,5 +24,6 @@ func Presets() map[string]map[string]json.RawMessage {
 		TaskAnimated:  AnimatedPresets(),
 		TaskEnhance:   EnhancePresets(),
 		TaskQuality:   QualityPresets(),
+		TaskAdaptive:  AdaptivePresets(),
 	}
 }

@@ -22,7 +22,7 @@ func TestPresetsAreValid(t *testing.T) {
 	}
 	for typ, name := range map[string]string{
 		TaskTranscode: "mp4-720p", TaskSnapshot: "snapshot-sample-10s", TaskSprite: "sprite-default",
-		TaskAnimated: "gif-preview", TaskEnhance: "loudnorm-ebu", TaskQuality: "quality-psnr-ssim",
+		TaskAnimated: "gif-preview", TaskEnhance: "loudnorm-ebu", TaskQuality: "quality-psnr-ssim", TaskAdaptive: "adaptive-default",
 	} {
 		if _, ok := presets[typ][name]; !ok {
 			t.Errorf("no %s preset %q", typ, name)
