@@ -11,7 +11,8 @@ import (
 
 // smallArchive is a real archive of one second of media, for fuzz seeds.
 func smallArchive(t testing.TB) []byte {
-	m := testmedia.MakeMedia(t, 1)
+	// Small pictures: the fuzzer crawls on inputs of 100 KB.
+	m := testmedia.MakeSizedMedia(t, 1, "64x48", "-g", "30")
 	tracks := []*stream.Track{m.Video, m.Audio}
 	for i, tr := range tracks {
 		tr.Index = i
