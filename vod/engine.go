@@ -457,7 +457,12 @@ func (e *Engine) emit(typ string, j *Job) {
 	}
 	ev := events.Event{Type: typ, Time: time.Now(), Data: data}
 	if n := j.Spec.Notify; n != nil && (typ == EventJobFinished || n.Mode == NotifyChange) {
-		e.outbox.EnqueueAsync(n.URL, n.Key, ev)
+		// Stored before the job goes on, so that a crash loses no event.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := e.outbox.Enqueue(ctx, n.URL, n.Key, ev); err != nil {
+			e.log.Error("job event not queued for its webhook", "job", j.ID, "event", typ, "error", err)
+		}
+		cancel()
 	}
 	if e.cfg.Bus != nil {
 		e.cfg.Bus.Publish(ev)
