@@ -309,3 +309,31 @@ func TestQualityComparesAnEarlierOutput(t *testing.T) {
 		t.Fatalf("reference outside the roots: %s %q", done.State, done.Error)
 	}
 }
+
+// TestTruncatedInputFails cuts a faststart MP4 in half: ffmpeg decodes
+// the half that is left and exits 0, but the job must fail, at once.
+func TestTruncatedInputFails(t *testing.T) {
+	ee := newEngine(t, 1)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.mp4")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", "-y", full).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ee.media, "half.mp4"), b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := ee.e.Submit(context.Background(), JobSpec{Input: JobInput{Path: "half.mp4"}, Tasks: []TaskSpec{{Type: TaskTranscode, Template: "copy"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := ee.wait(t, j.ID, StateSucceeded, StateFailed)
+	if done.State != StateFailed || done.Attempts != 1 || !strings.Contains(done.Error, "truncated") {
+		t.Fatalf("half a file: %s after %d attempts: %q", done.State, done.Attempts, done.Error)
+	}
+}

@@ -129,8 +129,25 @@ func RunFFmpeg(ctx context.Context, env Env, total time.Duration, args ...string
 		}
 		return fmt.Errorf("ffmpeg: %s", msg)
 	}
+	// ffmpeg decodes what a cut-off file holds and still succeeds: an
+	// output made from part of the input is a failure, not a result.
+	if line := stderr.find("partial file"); line != "" {
+		return fmt.Errorf("%w: the input is truncated: ffmpeg: %s", ErrBadInput, line)
+	}
 	progress(1)
 	return nil
+}
+
+// find returns the last kept line that contains s.
+func (t *tailBuffer) find(s string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.lines) - 1; i >= 0; i-- {
+		if strings.Contains(t.lines[i], s) {
+			return t.lines[i]
+		}
+	}
+	return ""
 }
 
 // ffprobeOutput is the part of ffprobe's JSON that Probe reads.
