@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -138,8 +139,23 @@ func newJobSubmitCommand(sf *serverFlags, stdout, stderr io.Writer) *cobra.Comma
 	return cmd
 }
 
-// waitJob polls a job until it ends, drawing a progress bar per task.
+// isTerminal reports whether w is a terminal, where progress bars can be
+// drawn.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// waitJob polls a job until it ends, drawing a progress bar per task on a
+// terminal, and a line per task at every tenth of progress elsewhere.
 func waitJob(ctx context.Context, c *apiClient, id string, stderr io.Writer) (*vod.Job, error) {
+	if !isTerminal(stderr) {
+		return waitJobLines(ctx, c, id, stderr)
+	}
 	p := mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
 	var bars []*mpb.Bar
 	defer p.Shutdown()
@@ -177,6 +193,32 @@ func waitJob(ctx context.Context, c *apiClient, id string, stderr io.Writer) (*v
 				}
 			}
 			p.Wait()
+			return &j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func waitJobLines(ctx context.Context, c *apiClient, id string, stderr io.Writer) (*vod.Job, error) {
+	shown := map[int]int{} // the last tenth of progress printed per task
+	for {
+		var j vod.Job
+		if err := c.do(ctx, "GET", "/api/v1/jobs/"+url.PathEscape(id), nil, &j); err != nil {
+			return nil, err
+		}
+		for i, t := range j.Tasks {
+			last, seen := shown[i]
+			if tenth := int(t.Progress * 10); t.State != vod.StateQueued && (!seen || tenth > last) {
+				shown[i] = tenth
+				fmt.Fprintf(stderr, "task %d %s: %s %3.0f%%\n", i+1, t.Type, t.State, t.Progress*100)
+			}
+		}
+		switch j.State {
+		case vod.StateSucceeded, vod.StateFailed, vod.StateCancelled:
 			return &j, nil
 		}
 		select {
