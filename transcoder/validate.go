@@ -135,25 +135,7 @@ func (t *Template) WithDefaults() Template {
 		}
 	}
 	if t.Watermark != nil {
-		w := *t.Watermark
-		if w.Position == "" {
-			w.Position = DefaultWatermarkPosition
-		}
-		if w.MarginX == 0 {
-			w.MarginX = DefaultWatermarkMargin
-		}
-		if w.MarginY == 0 {
-			w.MarginY = DefaultWatermarkMargin
-		}
-		if w.Opacity == 0 {
-			w.Opacity = DefaultWatermarkOpacity
-		}
-		if w.Scale == 0 {
-			w.Scale = DefaultImageScale
-			if w.Image == "" {
-				w.Scale = DefaultTextScale
-			}
-		}
+		w := t.Watermark.WithDefaults()
 		out.Watermark = &w
 	}
 	return out
@@ -224,7 +206,7 @@ func (t *Template) Validate(caps *Capabilities) error {
 		v.add("rungs: every rung is passthrough; a ladder needs at least one transcoded rung")
 	}
 	if d.Watermark != nil {
-		v.checkWatermark(t.Watermark, d.Watermark, caps)
+		v.checkWatermark(t.Watermark, caps)
 	}
 	return v.err()
 }
@@ -397,49 +379,84 @@ func (v *templateChecker) checkAudio(field string, raw, a *Audio, caps *Capabili
 	}
 }
 
-// checkWatermark checks the watermark: raw as written, w with defaults.
-func (v *templateChecker) checkWatermark(raw, w *Watermark, caps *Capabilities) {
-	const field = "watermark"
+// checkWatermark checks the watermark as written.
+func (v *templateChecker) checkWatermark(raw *Watermark, caps *Capabilities) {
+	for _, p := range raw.Problems("watermark", caps) {
+		v.add("%s", p)
+	}
+}
+
+// WithDefaults returns the watermark with its unset fields filled in.
+func (w Watermark) WithDefaults() Watermark {
+	if w.Position == "" {
+		w.Position = DefaultWatermarkPosition
+	}
+	if w.MarginX == 0 {
+		w.MarginX = DefaultWatermarkMargin
+	}
+	if w.MarginY == 0 {
+		w.MarginY = DefaultWatermarkMargin
+	}
+	if w.Opacity == 0 {
+		w.Opacity = DefaultWatermarkOpacity
+	}
+	if w.Scale == 0 {
+		w.Scale = DefaultImageScale
+		if w.Image == "" {
+			w.Scale = DefaultTextScale
+		}
+	}
+	return w
+}
+
+// Problems lists what is wrong with the watermark as written (its unset
+// fields take their defaults), each message starting with field. caps,
+// when set, must have the filters it needs.
+func (raw *Watermark) Problems(field string, caps *Capabilities) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	w := raw.WithDefaults()
 	switch {
 	case w.Image != "" && w.Text != "":
-		v.add("%s: set either image or text, not both", field)
+		add("%s: set either image or text, not both", field)
 	case w.Image == "" && w.Text == "":
-		v.add("%s: set image (a PNG file) or text", field)
+		add("%s: set image (a PNG file) or text", field)
 	case w.Image != "":
 		if err := checkPNG(w.Image); err != nil {
-			v.add("%s.image %q: %v", field, w.Image, err)
+			add("%s.image %q: %v", field, w.Image, err)
 		}
 		if caps != nil && !caps.HasFilter("overlay") {
-			v.add("%s.image: needs the overlay filter, which this ffmpeg does not have", field)
+			add("%s.image: needs the overlay filter, which this ffmpeg does not have", field)
 		}
 	default:
 		switch {
 		case len(w.Text) > maxWatermarkText:
-			v.add("%s.text: longer than %d bytes", field, maxWatermarkText)
+			add("%s.text: longer than %d bytes", field, maxWatermarkText)
 		case strings.ContainsFunc(w.Text, unicode.IsControl):
-			v.add("%s.text %q: must be one line, without control characters", field, w.Text)
+			add("%s.text %q: must be one line, without control characters", field, w.Text)
 		}
 		if caps != nil && !caps.HasFilter("drawtext") {
-			v.add("%s.text: needs the drawtext filter, which this ffmpeg does not have", field)
+			add("%s.text: needs the drawtext filter, which this ffmpeg does not have", field)
 		}
 	}
 	if !slices.Contains(watermarkPositions, w.Position) {
-		v.add("%s.position %q: want %s", field, w.Position, orList(watermarkPositions))
+		add("%s.position %q: want %s", field, w.Position, orList(watermarkPositions))
 	}
 	for _, m := range []struct {
 		key string
 		val float64
 	}{{"margin_x", w.MarginX}, {"margin_y", w.MarginY}} {
 		if math.IsNaN(m.val) || m.val < 0 || m.val > 0.5 {
-			v.add("%s.%s %v: must be from 0 to 0.5 (a fraction of the video width)", field, m.key, m.val)
+			add("%s.%s %v: must be from 0 to 0.5 (a fraction of the video width)", field, m.key, m.val)
 		}
 	}
 	if math.IsNaN(w.Opacity) || w.Opacity < 0 || w.Opacity > 1 {
-		v.add("%s.opacity %v: must be from 0 to 1", field, raw.Opacity)
+		add("%s.opacity %v: must be from 0 to 1", field, raw.Opacity)
 	}
 	if math.IsNaN(w.Scale) || w.Scale <= 0 || w.Scale > 1 {
-		v.add("%s.scale %v: must be more than 0 and at most 1 (a fraction of the video width)", field, raw.Scale)
+		add("%s.scale %v: must be more than 0 and at most 1 (a fraction of the video width)", field, raw.Scale)
 	}
+	return out
 }
 
 // pngSignature starts every PNG file.

@@ -1,12 +1,9 @@
 package vod
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/mps-dev/mps/transcoder"
 )
@@ -173,7 +169,6 @@ var (
 		transcoder.CodecOpus: {8000, 12000, 16000, 24000, 48000},
 		CodecMP3:             {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000},
 	}
-	tcWatermarkPositions = []string{"top-left", "top-right", "bottom-left", "bottom-right", "center"}
 )
 
 // Limits of output settings.
@@ -183,7 +178,6 @@ const (
 	tcMaxOutputFPS     = 240
 	tcMaxGOPSeconds    = 60
 	tcMaxAudioChannels = 8
-	tcMaxWatermarkText = 256
 	tcDefaultGOP       = 2.0
 )
 
@@ -431,63 +425,9 @@ func (a *AudioParams) check(field string, c tcContainer, caps *transcoder.Capabi
 }
 
 func tcCheckWatermark(field string, w *transcoder.Watermark, caps *transcoder.Capabilities, pr *tcProblems) {
-	switch {
-	case w.Image != "" && w.Text != "":
-		pr.add("%s: set either image or text, not both", field)
-	case w.Image == "" && w.Text == "":
-		pr.add("%s: set image (a PNG file) or text", field)
-	case w.Image != "":
-		if err := tcCheckPNG(w.Image); err != nil {
-			pr.add("%s.image %q: %v", field, w.Image, err)
-		}
-		if caps != nil && !caps.HasFilter("overlay") {
-			pr.add("%s.image: needs the overlay filter, which this ffmpeg does not have", field)
-		}
-	default:
-		switch {
-		case len(w.Text) > tcMaxWatermarkText:
-			pr.add("%s.text: longer than %d bytes", field, tcMaxWatermarkText)
-		case strings.ContainsFunc(w.Text, unicode.IsControl):
-			pr.add("%s.text %q: must be one line, without control characters", field, w.Text)
-		}
-		if caps != nil && !caps.HasFilter("drawtext") {
-			pr.add("%s.text: needs the drawtext filter, which this ffmpeg does not have", field)
-		}
+	for _, p := range w.Problems(field, caps) {
+		pr.add("%s", p)
 	}
-	if w.Position != "" && !slices.Contains(tcWatermarkPositions, w.Position) {
-		pr.add("%s.position %q: want %s", field, w.Position, tcOrList(tcWatermarkPositions))
-	}
-	for _, m := range []struct {
-		key string
-		val float64
-	}{{"margin_x", w.MarginX}, {"margin_y", w.MarginY}} {
-		if math.IsNaN(m.val) || m.val < 0 || m.val > 0.5 {
-			pr.add("%s.%s %v: must be from 0 to 0.5 (a fraction of the video width)", field, m.key, m.val)
-		}
-	}
-	if math.IsNaN(w.Opacity) || w.Opacity < 0 || w.Opacity > 1 {
-		pr.add("%s.opacity %v: must be from 0 to 1", field, w.Opacity)
-	}
-	if math.IsNaN(w.Scale) || w.Scale < 0 || w.Scale > 1 {
-		pr.add("%s.scale %v: must be 0 (default) or more, and at most 1 (a fraction of the video width)", field, w.Scale)
-	}
-}
-
-// tcCheckPNG checks that path is a readable PNG file.
-func tcCheckPNG(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return errors.New("no such file")
-		}
-		return err
-	}
-	defer f.Close()
-	head := make([]byte, 8)
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, []byte("\x89PNG\r\n\x1a\n")) {
-		return errors.New("not a PNG file")
-	}
-	return nil
 }
 
 // tcEncodeJob is one ffmpeg run that writes one output file: the part that
