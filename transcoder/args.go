@@ -178,7 +178,7 @@ func makePlan(source string, s *stream.Session, tpl *Template, o planOptions) (*
 		}
 		pr.stream = source + "/" + r.Name
 		if p.srcWidth > 0 && p.srcHeight > 0 {
-			w, h, up := fitBox(p.srcWidth, p.srcHeight, r.Video.Width, r.Video.Height)
+			w, h, up := FitBox(p.srcWidth, p.srcHeight, r.Video.Width, r.Video.Height)
 			if up && !tpl.Upscale {
 				continue
 			}
@@ -209,10 +209,14 @@ type planOptions struct {
 	ffmpeg     string
 }
 
-// fitBox scales a srcW x srcH picture to fit in a boxW x boxH box (either
+// FitBox scales a srcW x srcH picture to fit in a boxW x boxH box (either
 // may be 0 to follow the other), keeping the aspect ratio, with even
-// dimensions. up reports that the result is larger than the source.
-func fitBox(srcW, srcH, boxW, boxH int) (w, h int, up bool) {
+// dimensions. up reports that the result is larger than the source. An
+// unknown source size gives the box.
+func FitBox(srcW, srcH, boxW, boxH int) (w, h int, up bool) {
+	if srcW <= 0 || srcH <= 0 {
+		return even(float64(boxW)), even(float64(boxH)), false
+	}
 	if boxW <= 0 && boxH <= 0 {
 		return even(float64(srcW)), even(float64(srcH)), false
 	}

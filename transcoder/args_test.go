@@ -31,9 +31,9 @@ func TestFitBox(t *testing.T) {
 		{1280, 720, 1280, 720, 1280, 720, false},
 		{100, 100, 1, 1, 2, 2, false},
 	} {
-		w, h, up := fitBox(tc.sw, tc.sh, tc.bw, tc.bh)
+		w, h, up := FitBox(tc.sw, tc.sh, tc.bw, tc.bh)
 		if w != tc.w || h != tc.h || up != tc.up {
-			t.Errorf("fitBox(%d,%d,%d,%d) = %d,%d,%v; want %d,%d,%v", tc.sw, tc.sh, tc.bw, tc.bh, w, h, up, tc.w, tc.h, tc.up)
+			t.Errorf("FitBox(%d,%d,%d,%d) = %d,%d,%v; want %d,%d,%v", tc.sw, tc.sh, tc.bw, tc.bh, w, h, up, tc.w, tc.h, tc.up)
 		}
 	}
 }

@@ -232,7 +232,7 @@ func (adaptiveRunner) Run(ctx context.Context, env Env, in Media, params json.Ra
 func adpPlan(d transcoder.Template, srcW, srcH int, work string) []*adpRung {
 	var out []*adpRung
 	for _, r := range d.Rungs {
-		w, h, up := adpFitBox(srcW, srcH, r.Video.Width, r.Video.Height)
+		w, h, up := transcoder.FitBox(srcW, srcH, r.Video.Width, r.Video.Height)
 		if up && !d.Upscale {
 			continue
 		}
@@ -240,35 +240,13 @@ func adpPlan(d transcoder.Template, srcW, srcH int, work string) []*adpRung {
 	}
 	if len(out) == 0 {
 		r := d.Rungs[len(d.Rungs)-1]
-		w, h, _ := adpFitBox(srcW, srcH, 0, 0)
+		w, h, _ := transcoder.FitBox(srcW, srcH, 0, 0)
 		out = append(out, &adpRung{Rung: r, width: w, height: h})
 	}
 	for i, r := range out {
 		r.file = filepath.Join(work, "v"+strconv.Itoa(i)+".mp4")
 	}
 	return out
-}
-
-// adpFitBox scales a srcW x srcH picture to fit in a boxW x boxH box (either
-// may be 0 to follow the other), keeping the aspect ratio, with even
-// dimensions; up reports that the result is larger than the source. It
-// matches the live ladder's sizing.
-func adpFitBox(srcW, srcH, boxW, boxH int) (w, h int, up bool) {
-	even := func(v float64) int { return max(2, 2*int(math.Round(v/2))) }
-	if srcW <= 0 || srcH <= 0 {
-		return even(float64(boxW)), even(float64(boxH)), false
-	}
-	if boxW <= 0 && boxH <= 0 {
-		return even(float64(srcW)), even(float64(srcH)), false
-	}
-	s := math.Inf(1)
-	if boxW > 0 {
-		s = float64(boxW) / float64(srcW)
-	}
-	if boxH > 0 {
-		s = min(s, float64(boxH)/float64(srcH))
-	}
-	return even(float64(srcW) * s), even(float64(srcH) * s), s > 1.0001
 }
 
 // adpKeyframeExpr forces a keyframe on the first frame and then on the first
