@@ -18,6 +18,11 @@
 //	MPS_BENCH_RECORD_STREAMS  streams per server of BenchmarkRecording (default 20)
 //	MPS_BENCH_RECORD_SEQUENTIAL=1  BenchmarkRecording runs its live and recording
 //	                      servers one after the other instead of side by side
+//	MPS_BENCH_JOB_ROUNDS  rounds (one mps run and one bare ffmpeg run each) of
+//	                      BenchmarkAdaptiveJob and BenchmarkManySmallJobs (default 2)
+//	MPS_BENCH_JOB_SIDE_BY_SIDE=1  BenchmarkAdaptiveJob runs the job and the bare
+//	                      ffmpeg at the same time instead of one after the other
+//	MPS_BENCH_SMALL_JOBS  jobs BenchmarkManySmallJobs submits at once (default 50)
 //	MPS_BENCH_KEEP        keep the temporary folder (binary, media, logs)
 //
 // The machine that runs them is usually shared, so a benchmark never asserts
