@@ -7,7 +7,6 @@ import (
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/ingest/auth"
-	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,8 +51,8 @@ func startRecorder(cfg *config.Config, hub *stream.Hub, ladders recorder.Ladders
 // recordParam applies a publisher's record parameter (kept only where
 // its application allows it): record=1 starts recording the stream,
 // record=0 stops a recording that a rule started.
-func recordParam(rec *recorder.Recorder, log *slog.Logger) func(rtmp.PublishInfo) {
-	return func(pi rtmp.PublishInfo) {
+func recordParam(rec *recorder.Recorder, log *slog.Logger) func(auth.PublishInfo) {
+	return func(pi auth.PublishInfo) {
 		switch pi.Params.Get(auth.ParamRecord) {
 		case "1", "true", "yes", "on":
 			if _, err := rec.StartRecordingBy(pi.Name, recorder.Options{}, "param"); err != nil {

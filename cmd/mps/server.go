@@ -11,6 +11,7 @@ import (
 
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/ingest/auth"
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/recorder"
@@ -216,8 +217,8 @@ func (s *server) close() {
 }
 
 // onPublishAll calls each of fns for a new publisher, in order.
-func onPublishAll(fns ...func(rtmp.PublishInfo)) func(rtmp.PublishInfo) {
-	return func(pi rtmp.PublishInfo) {
+func onPublishAll(fns ...func(auth.PublishInfo)) func(auth.PublishInfo) {
+	return func(pi auth.PublishInfo) {
 		for _, fn := range fns {
 			fn(pi)
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/ingest/auth"
-	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
 	"github.com/mps-dev/mps/web/admission"
@@ -113,7 +112,7 @@ func (t *transcoding) checkLadderParam(_ context.Context, req auth.PublishReques
 // onPublish starts the ladder a new publisher gets: the one named by its
 // ladder parameter (which the admission webhook may have set), else the
 // first matching rule's. A reconnect keeps the ladder that runs.
-func (t *transcoding) onPublish(pi rtmp.PublishInfo) {
+func (t *transcoding) onPublish(pi auth.PublishInfo) {
 	name := pi.Params.Get(auth.ParamLadder)
 	if name == "" {
 		name = t.cfg.LadderFor(pi.Name)

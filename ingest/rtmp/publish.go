@@ -386,7 +386,7 @@ func (ps *publishSession) start() error {
 		ps.c.log.Info("rtmp publishing", "stream", ps.name, "session", pub.Session().ID,
 			"tracks", trackSummary(tracks), "params", ps.params.Encode())
 		if fn := ps.c.s.OnPublish; fn != nil {
-			fn(PublishInfo{Name: ps.name, App: ps.app, Params: ps.params, RemoteAddr: ps.c.remote, Publisher: pub})
+			fn(PublishInfo{Name: ps.name, App: ps.app, Params: ps.params, Protocol: Protocol, RemoteAddr: ps.c.remote, Publisher: pub})
 		}
 	}
 	for _, p := range ps.pending {

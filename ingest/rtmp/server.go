@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"sync"
 	"time"
 
@@ -37,20 +36,7 @@ const (
 const Protocol = "rtmp"
 
 // PublishInfo describes a publisher that the hub has accepted.
-type PublishInfo struct {
-	// Name is the hub stream name, such as "live/cam1".
-	Name string
-	// App is the application policy that authorised the publisher.
-	App auth.App
-	// Params holds the query parameters of the stream key that App lets
-	// through (see auth.App.Params): never the key itself.
-	Params     url.Values
-	RemoteAddr string
-	// Publisher is the publisher of the connection's first session. A
-	// change of codec parameters mid-stream starts a new session with a new
-	// Publisher (readers see it as a new stream.Session).
-	Publisher *stream.Publisher
-}
+type PublishInfo = auth.PublishInfo
 
 // Server accepts RTMP connections. Set the exported fields, then call
 // Initialize; Close stops it.
