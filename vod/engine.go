@@ -185,7 +185,7 @@ func (e *Engine) start(ctx context.Context) error {
 		MaxAttempts:          e.cfg.MaxAttempts,
 		RescueStuckJobsAfter: e.cfg.JobTimeout + time.Minute,
 		FetchPollInterval:    200 * time.Millisecond,
-		FetchCooldown:        50 * time.Millisecond,
+		FetchCooldown:        10 * time.Millisecond,
 		Logger:               slog.New(slog.DiscardHandler),
 		RetryPolicy:          retryPolicy{},
 	})

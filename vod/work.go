@@ -142,7 +142,9 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 	_ = e.store.update(ctx, j)
 	var last time.Time
 	env.Progress = func(f float64) {
-		if f <= ts.Progress || time.Since(last) < progressInterval {
+		// Throttled, but a step of a tenth or more is always kept, so that
+		// the phases of a task (encode, then packaging) show.
+		if f <= ts.Progress || (time.Since(last) < progressInterval && f-ts.Progress < 0.1) {
 			return
 		}
 		last = time.Now()
