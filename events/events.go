@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -124,8 +125,11 @@ func (b *Bus) Recent(since uint64, keep func(Event) bool) []Event {
 func (b *Bus) LogTo(log *slog.Logger) (cancel func()) {
 	return b.Subscribe(func(e Event) {
 		level := slog.LevelInfo
-		if e.Type == RecordingFailed {
+		switch {
+		case e.Type == RecordingFailed:
 			level = slog.LevelWarn
+		case strings.HasSuffix(e.Type, ".progress"):
+			level = slog.LevelDebug // several a second per job
 		}
 		attrs := []any{"type", e.Type}
 		if e.Stream != "" {
