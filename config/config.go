@@ -18,6 +18,9 @@ const DefaultPath = "configs/mps.yaml"
 type Config struct {
 	Log          Log                   `koanf:"log"`
 	RTMP         RTMP                  `koanf:"rtmp"`
+	RTSP         RTSP                  `koanf:"rtsp"`
+	SRT          SRT                   `koanf:"srt"`
+	WebRTC       WebRTC                `koanf:"webrtc"`
 	HTTP         HTTP                  `koanf:"http"`
 	API          API                   `koanf:"api"`
 	Hub          Hub                   `koanf:"hub"`
@@ -175,6 +178,9 @@ func Default() Config {
 		Admission: Admission{Timeout: 2 * time.Second, OnError: OnErrorDeny},
 		Recording: DefaultRecording(),
 		Jobs:      DefaultJobs(),
+		RTSP:      DefaultRTSP(),
+		SRT:       DefaultSRT(),
+		WebRTC:    DefaultWebRTC(),
 	}
 }
 

@@ -80,6 +80,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateLadders()...)
 	errs = append(errs, c.validateRecording()...)
 	errs = append(errs, c.validateJobs()...)
+	errs = append(errs, c.validateRTSP()...)
+	errs = append(errs, c.validateSRT()...)
+	errs = append(errs, c.validateWebRTC()...)
 	return errors.Join(errs...)
 }
 
