@@ -66,6 +66,10 @@ type Config struct {
 	// JobsDir is the jobs folder (jobs.dir), whose files /outputs/ serves.
 	// Empty answers /outputs/ with 501.
 	JobsDir string
+
+	// WebRTC answers WHIP (/whip/{name}) and WHEP (/whep/{name}) requests
+	// (an *ingest/webrtc.Server). Nil (untyped) answers them with 501.
+	WebRTC WebRTC
 }
 
 // Server is the HTTP handler of an MPS server.
@@ -94,6 +98,8 @@ type Server struct {
 	jobsDir string
 	// outputPlayback serves /outputs/ paths.
 	outputPlayback http.Handler
+
+	webrtc WebRTC
 }
 
 // New builds the handler. Its metrics registry is its own: several servers
@@ -127,6 +133,8 @@ func New(cfg Config) (*Server, error) {
 
 		jobs:    cfg.Jobs,
 		jobsDir: cfg.JobsDir,
+
+		webrtc: cfg.WebRTC,
 	}
 	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
 	s.outputPlayback = withCORS(http.HandlerFunc(s.serveOutputs))
@@ -161,6 +169,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.recordingPlayback.ServeHTTP(w, r)
 	case isOutputPath(r.URL.Path):
 		s.outputPlayback.ServeHTTP(w, r)
+	case isWebRTCPath(r.URL.Path):
+		s.serveWebRTC(w, r)
 	default:
 		s.playback.ServeHTTP(w, r)
 	}
