@@ -13,6 +13,8 @@ import (
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/ingest/auth"
 	"github.com/mps-dev/mps/ingest/rtmp"
+	"github.com/mps-dev/mps/ingest/rtsp"
+	"github.com/mps-dev/mps/ingest/srt"
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
@@ -36,6 +38,9 @@ type server struct {
 	recorder    *recorder.Recorder
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
+	srt         *srt.Server  // nil when SRT is disabled
+	rtsp        *rtsp.Server // nil when RTSP is disabled
+	stopWebRTC  func()
 	http        *http.Server
 	httpLn      net.Listener
 	// cancelRequests cancels the context of every HTTP request, so that
@@ -78,7 +83,14 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		jobs = s.jobs
 	}
 
+	publishHooks := onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log))
+	wrtc, stopWebRTC, err := startWebRTC(cfg, s.hub, s.transcoding.admit, publishHooks, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stopWebRTC = stopWebRTC
 	api, err := web.New(web.Config{
+		WebRTC:       wrtc,
 		Hub:          s.hub,
 		Playback:     s.transcoding.serveThumbnails(s.packager),
 		Token:        cfg.API.Token,
@@ -106,12 +118,19 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			Auth:      authPolicy(cfg.Applications),
 			Logger:    log,
 			Admit:     s.transcoding.admit,
-			OnPublish: onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log)),
+			OnPublish: publishHooks,
 		}
 		if err := s.rtmp.Initialize(); err != nil {
 			s.rtmp = nil
 			return nil, err
 		}
+	}
+
+	if s.srt, err = startSRT(cfg, s.hub, s.transcoding.admit, publishHooks, log); err != nil {
+		return nil, err
+	}
+	if s.rtsp, err = startRTSP(cfg, s.hub, s.transcoding.admit, publishHooks, log); err != nil {
+		return nil, err
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Address)
@@ -143,6 +162,12 @@ func (s *server) logReady(cfg *config.Config) {
 		attrs = append(attrs, "rtmp", s.rtmp.ListenAddr().String())
 	} else {
 		attrs = append(attrs, "rtmp", "disabled")
+	}
+	if s.srt != nil {
+		attrs = append(attrs, "srt", s.srt.ListenAddr().String())
+	}
+	if s.rtsp != nil {
+		attrs = append(attrs, "rtsp", s.rtsp.ListenAddr().String())
 	}
 	apiAccess := "bearer token"
 	if cfg.API.Token == "" {
@@ -185,6 +210,13 @@ func (s *server) run(ctx context.Context) error {
 func (s *server) close() {
 	if s.rtmp != nil {
 		s.rtmp.Close()
+	}
+	s.srt.Close()
+	if s.rtsp != nil {
+		s.rtsp.Close()
+	}
+	if s.stopWebRTC != nil {
+		s.stopWebRTC()
 	}
 	if s.http != nil {
 		s.cancelRequests()
