@@ -435,7 +435,7 @@ func (ps *publishSession) fail(err error) {
 
 // countBytes adds the bytes received since the last call to the stream's counter.
 func (ps *publishSession) countBytes() {
-	if ps.pub == nil {
+	if ps.pub == nil || ps.c.sc == nil { // a pull (client.go) counts its own bytes
 		return
 	}
 	n := ps.c.sc.BytesReceived()
