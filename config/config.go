@@ -32,6 +32,7 @@ type Config struct {
 	Admission    Admission             `koanf:"admission"`
 	Recording    Recording             `koanf:"recording"`
 	Jobs         Jobs                  `koanf:"jobs"`
+	Pull         Pull                  `koanf:"pull"`
 
 	// Source is the file the configuration was read from, or "" when only
 	// the built-in defaults and the environment were used.
@@ -181,6 +182,7 @@ func Default() Config {
 		RTSP:      DefaultRTSP(),
 		SRT:       DefaultSRT(),
 		WebRTC:    DefaultWebRTC(),
+		Pull:      DefaultPull(),
 	}
 }
 

@@ -83,6 +83,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateRTSP()...)
 	errs = append(errs, c.validateSRT()...)
 	errs = append(errs, c.validateWebRTC()...)
+	errs = append(errs, c.validatePull()...)
 	return errors.Join(errs...)
 }
 
