@@ -70,6 +70,10 @@ type Config struct {
 	// WebRTC answers WHIP (/whip/{name}) and WHEP (/whep/{name}) requests
 	// (an *ingest/webrtc.Server). Nil (untyped) answers them with 501.
 	WebRTC WebRTC
+
+	// Pulls runs pull sources (an *ingest/pull.Manager). Nil (untyped)
+	// lists none and answers POST /api/v1/pulls with 501.
+	Pulls PullControl
 }
 
 // Server is the HTTP handler of an MPS server.
@@ -100,6 +104,7 @@ type Server struct {
 	outputPlayback http.Handler
 
 	webrtc WebRTC
+	pulls  PullControl
 }
 
 // New builds the handler. Its metrics registry is its own: several servers
@@ -135,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 		jobsDir: cfg.JobsDir,
 
 		webrtc: cfg.WebRTC,
+		pulls:  cfg.Pulls,
 	}
 	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
 	s.outputPlayback = withCORS(http.HandlerFunc(s.serveOutputs))
