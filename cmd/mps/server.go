@@ -12,6 +12,7 @@ import (
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/ingest/auth"
+	"github.com/mps-dev/mps/ingest/pull"
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/ingest/rtsp"
 	"github.com/mps-dev/mps/ingest/srt"
@@ -41,6 +42,7 @@ type server struct {
 	srt         *srt.Server  // nil when SRT is disabled
 	rtsp        *rtsp.Server // nil when RTSP is disabled
 	stopWebRTC  func()
+	pulls       *pull.Manager
 	http        *http.Server
 	httpLn      net.Listener
 	// cancelRequests cancels the context of every HTTP request, so that
@@ -89,6 +91,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.stopWebRTC = stopWebRTC
+	if s.pulls, err = startPull(cfg, s.hub, s.transcoding.admit, publishHooks, log); err != nil {
+		return nil, err
+	}
 	api, err := web.New(web.Config{
 		WebRTC:       wrtc,
 		Hub:          s.hub,
@@ -103,6 +108,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Events:       s.events,
 		Jobs:         jobs,
 		JobsDir:      cfg.Jobs.Dir,
+		Pulls:        s.pulls,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -208,6 +214,9 @@ func (s *server) run(ctx context.Context) error {
 // requests (in-flight ones get shutdownTimeout), then packaging, then the
 // hub. It is safe on a partly started server.
 func (s *server) close() {
+	if s.pulls != nil {
+		s.pulls.Close()
+	}
 	if s.rtmp != nil {
 		s.rtmp.Close()
 	}
