@@ -188,6 +188,9 @@ type videoIn struct {
 	track  *stream.Track
 	waitKy bool
 	lastPL time.Time
+	// lastKey is when the last keyframe arrived: browsers send one only
+	// when asked, and segments can only be cut on them.
+	lastKey time.Time
 }
 
 type audioIn struct {
@@ -275,6 +278,7 @@ loop:
 			}
 			ps.mu.Unlock()
 			ps.requestKeyframe(false)
+			ps.requestRegularKeyframe()
 			ps.countBytes()
 		}
 	}
@@ -297,6 +301,23 @@ func (ps *publishSession) isPublished() bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	return ps.published
+}
+
+// keyframeInterval is how often a publisher is asked for a keyframe when
+// it sends none by itself (browsers encode one only on request): about a
+// segment, so that segments can be cut and new readers start soon.
+const keyframeInterval = 2 * time.Second
+
+// requestRegularKeyframe asks for a keyframe when the last one is older
+// than keyframeInterval.
+func (ps *publishSession) requestRegularKeyframe() {
+	ps.mu.Lock()
+	v := ps.video
+	due := v != nil && ps.pub != nil && !v.waitKy && time.Since(v.lastKey) >= keyframeInterval && time.Since(v.lastPL) >= keyframeInterval
+	ps.mu.Unlock()
+	if due {
+		ps.requestKeyframe(true)
+	}
 }
 
 // requestKeyframe sends PLI while video waits for a keyframe (or always with force).
@@ -412,6 +433,9 @@ func (ps *publishSession) readVideo(tr *webrtc.TrackRemote) {
 		if err != nil {
 			return
 		}
+		if len(pkt.Payload) == 0 {
+			continue // padding, sent while the browser probes bandwidth
+		}
 		ps.mu.Lock()
 		v := ps.video
 		ps.bytesIn += len(pkt.Payload)
@@ -453,6 +477,9 @@ func (ps *publishSession) onVideoAU(au [][]byte, t int64) {
 		return
 	}
 	key := h264.IsRandomAccess(nalus)
+	if key {
+		v.lastKey = time.Now()
+	}
 	if v.waitKy {
 		if !key || v.sps == nil || v.pps == nil {
 			return
