@@ -11,6 +11,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mps-dev/mps/ingest/pull"
+	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
 	"github.com/mps-dev/mps/vod"
@@ -113,19 +115,21 @@ func openAPIParams(path string) string {
 func TestOpenAPISchemasMatchJSON(t *testing.T) {
 	doc := loadOpenAPI(t)
 	types := map[string]reflect.Type{
-		"Stream":        reflect.TypeFor[StreamInfo](),
-		"Track":         reflect.TypeFor[stream.TrackInfo](),
-		"Reader":        reflect.TypeFor[stream.ReaderInfo](),
-		"Error":         reflect.TypeFor[ErrorBody](),
-		"Ladder":        reflect.TypeFor[transcoder.LadderInfo](),
-		"Progress":      reflect.TypeFor[transcoder.Progress](),
-		"LadderRequest": reflect.TypeFor[LadderRequest](),
-		"Template":      reflect.TypeFor[transcoder.Template](),
-		"Rung":          reflect.TypeFor[transcoder.Rung](),
-		"Video":         reflect.TypeFor[transcoder.Video](),
-		"Audio":         reflect.TypeFor[transcoder.Audio](),
-		"Watermark":     reflect.TypeFor[transcoder.Watermark](),
-		"Capabilities":  reflect.TypeFor[transcoder.CapabilitiesView](),
+		"Stream":          reflect.TypeFor[StreamInfo](),
+		"Track":           reflect.TypeFor[stream.TrackInfo](),
+		"Reader":          reflect.TypeFor[stream.ReaderInfo](),
+		"Error":           reflect.TypeFor[ErrorBody](),
+		"Ladder":          reflect.TypeFor[transcoder.LadderInfo](),
+		"Progress":        reflect.TypeFor[transcoder.Progress](),
+		"LadderRequest":   reflect.TypeFor[LadderRequest](),
+		"Template":        reflect.TypeFor[transcoder.Template](),
+		"Rung":            reflect.TypeFor[transcoder.Rung](),
+		"Video":           reflect.TypeFor[transcoder.Video](),
+		"Audio":           reflect.TypeFor[transcoder.Audio](),
+		"Watermark":       reflect.TypeFor[transcoder.Watermark](),
+		"Capabilities":    reflect.TypeFor[transcoder.CapabilitiesView](),
+		"Pull":            reflect.TypeFor[pull.State](),
+		"RecordingStatus": reflect.TypeFor[recorder.Status](),
 	}
 	schemaOf := map[reflect.Type]string{}
 	for name, typ := range types {

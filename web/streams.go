@@ -9,6 +9,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mps-dev/mps/ingest/pull"
+	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
 )
@@ -18,14 +20,29 @@ import (
 type StreamInfo struct {
 	stream.Info
 	Ladder *transcoder.LadderInfo `json:"ladder,omitempty"`
+	// Pull is the state of the pull source that feeds the stream, if any.
+	Pull *pull.State `json:"pull,omitempty"`
+	// Recording is what the stream's recording does, while it records.
+	Recording *recorder.Status `json:"recording,omitempty"`
 }
 
-// streamInfo adds the ladder of st, if any, to its snapshot.
+// streamInfo adds the ladder, pull source and recording of st, if any, to
+// its snapshot.
 func (s *Server) streamInfo(st *stream.Stream) StreamInfo {
 	in := StreamInfo{Info: st.Info()}
 	if s.ladders != nil {
 		if li, ok := s.ladders.Info(in.Name); ok {
 			in.Ladder = &li
+		}
+	}
+	if s.pulls != nil {
+		if ps, ok := s.pulls.Get(in.Name); ok {
+			in.Pull = &ps
+		}
+	}
+	if s.recordings != nil {
+		if rs, ok := s.recordings.Status(in.Name); ok {
+			in.Recording = &rs
 		}
 	}
 	return in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,9 @@ func TestPullRTMP(t *testing.T) {
 	p := s.waitPull(t, name, "live", 20*time.Second)
 	if p.Protocol != "pull-rtmp" || p.Origin != "config" {
 		t.Errorf("pull %+v", p)
+	}
+	if code, body := s.api(t, "GET", "/api/v1/streams/"+name, apiToken); code != 200 || !strings.Contains(string(body), `"pull":{`) || !strings.Contains(string(body), `"state":"live"`) {
+		t.Errorf("stream info lacks the pull's state: %d %s", code, body)
 	}
 	var st apiStream
 	waitFor(t, 10*time.Second, "stream in GET /api/v1/streams", func() bool {
