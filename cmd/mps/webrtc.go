@@ -27,7 +27,9 @@ func startWebRTC(cfg *config.Config, hub *stream.Hub, admit auth.Admitter, onPub
 		UDPAddr:    cfg.WebRTC.UDPAddress,
 		TCPAddr:    cfg.WebRTC.TCPAddress,
 		NAT1To1IPs: cfg.WebRTC.NAT1To1IPList(),
-		Logger:     log,
+		// Browsers that send VP8 get it transcoded to H.264, for HLS.
+		VP8FFmpeg: cfg.Transcoder.FFmpeg,
+		Logger:    log,
 	}
 	if cfg.WebRTC.AACToOpus {
 		s.FFmpeg = cfg.Transcoder.FFmpeg

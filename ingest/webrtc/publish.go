@@ -77,7 +77,7 @@ func (s *Server) Publish(ctx context.Context, name, key, remoteAddr string, quer
 		log:    s.log.With("stream", name, "remote", remoteAddr),
 		failed: make(chan error, 1),
 	}
-	sdpAnswer, err := negotiate(ctx, pc, string(offer), nil)
+	sdpAnswer, err := negotiate(ctx, pc, string(offer), func() error { return preferH264(pc) })
 	if err == nil {
 		err = ps.expectTracks(sdpAnswer)
 	}
@@ -183,6 +183,7 @@ type videoIn struct {
 	ssrc   uint32
 	clk    clock
 	dep    h264Depacketizer
+	vp8    *vp8In // set when the publisher sends VP8, transcoded to H.264
 	sps    []byte
 	pps    []byte
 	track  *stream.Track
@@ -283,6 +284,7 @@ loop:
 		}
 	}
 	ps.pc.Close()
+	ps.closeVP8()
 	ps.mu.Lock()
 	if ps.pub != nil {
 		ps.flushBytesLocked()
@@ -349,6 +351,16 @@ func (ps *publishSession) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 			return
 		}
 		ps.video = &videoIn{ssrc: uint32(tr.SSRC()), clk: clock{rate: 90000}, waitKy: true}
+		ps.mu.Unlock()
+		ps.requestKeyframe(true)
+		go ps.readVideo(tr)
+	case tr.Kind() == webrtc.RTPCodecTypeVideo && mime == strings.ToLower(webrtc.MimeTypeVP8) && ps.s.VP8FFmpeg != "":
+		ps.mu.Lock()
+		if ps.video != nil {
+			ps.mu.Unlock()
+			return
+		}
+		ps.video = &videoIn{ssrc: uint32(tr.SSRC()), clk: clock{rate: 90000}, waitKy: true, vp8: &vp8In{waitIDR: true}}
 		ps.mu.Unlock()
 		ps.requestKeyframe(true)
 		go ps.readVideo(tr)
@@ -434,6 +446,7 @@ func (ps *publishSession) readVideo(tr *webrtc.TrackRemote) {
 			return
 		}
 		if len(pkt.Payload) == 0 {
+			ps.onVideoPadding(pkt.SequenceNumber)
 			continue // padding, sent while the browser probes bandwidth
 		}
 		ps.mu.Lock()
@@ -442,6 +455,14 @@ func (ps *publishSession) readVideo(tr *webrtc.TrackRemote) {
 		rtpTime := v.clk.unwrap(pkt.Timestamp)
 		if v.clk.firstWall == 0 && v.clk.firstRTP == 0 {
 			v.clk.firstRTP, v.clk.firstWall = rtpTime, now()
+		}
+		if v.vp8 != nil {
+			pli := ps.onVP8Packet(v, pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload)
+			ps.mu.Unlock()
+			if pli {
+				ps.requestKeyframe(true)
+			}
+			continue
 		}
 		nalus, auTS, derr := v.dep.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload)
 		pli := false
@@ -480,11 +501,15 @@ func (ps *publishSession) onVideoAU(au [][]byte, t int64) {
 	if key {
 		v.lastKey = time.Now()
 	}
-	if v.waitKy {
+	wait := &v.waitKy
+	if v.vp8 != nil {
+		wait = &v.vp8.waitIDR // v.waitKy is about the VP8 input
+	}
+	if *wait {
 		if !key || v.sps == nil || v.pps == nil {
 			return
 		}
-		v.waitKy = false
+		*wait = false
 	}
 	if v.track != nil {
 		cur := v.track.Codec.(*codecs.H264)

@@ -9,7 +9,9 @@
 // WHIP publishers send H.264 video (the answer offers H.264 only, so that
 // HLS needs no transcode) and Opus audio. Video is depacketized into AVCC
 // access units, with the parameter sets in the track; publishing waits for
-// SPS, PPS and an IDR frame, asking the publisher for one with PLI.
+// SPS, PPS and an IDR frame, asking the publisher for one with PLI. When
+// Server.VP8FFmpeg is set, an offer with VP8 but no H.264 is answered with
+// VP8, which an ffmpeg child per session transcodes to H.264 (vp8.go).
 //
 // WHEP players get H.264 video and Opus audio. A stream whose audio is AAC
 // gets Opus made by an ffmpeg child per player when Server.FFmpeg is set.
@@ -104,6 +106,12 @@ type Server struct {
 	// FFmpeg is the ffmpeg binary that turns AAC into Opus for WHEP
 	// players. Empty sends those players video only.
 	FFmpeg string
+	// VP8FFmpeg is the ffmpeg binary that transcodes the video of WHIP
+	// publishers that offer VP8 but no H.264 (as browsers may) to H.264,
+	// so that HLS and WHEP players get H.264. Empty refuses such offers'
+	// video (400 when nothing else is left). Offers with H.264 are always
+	// answered with H.264 only.
+	VP8FFmpeg string
 	// ConnectTimeout bounds the time from the answer to a connected
 	// session with media. Default 15 s.
 	ConnectTimeout time.Duration
@@ -197,6 +205,11 @@ func (s *Server) newAPI(receive bool) (*webrtc.API, error) {
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
+	if receive && s.VP8FFmpeg != "" {
+		if err := registerVP8(me); err != nil {
+			return nil, err
+		}
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, fmt.Errorf("webrtc interceptors: %w", err)
@@ -251,6 +264,19 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		PayloadType: 111,
 	}, webrtc.RTPCodecTypeAudio); err != nil {
 		return fmt.Errorf("webrtc register opus: %w", err)
+	}
+	return nil
+}
+
+// registerVP8 offers VP8 after H.264, for WHIP publishers that send no
+// H.264: it is transcoded to H.264 with ffmpeg.
+func registerVP8(me *webrtc.MediaEngine) error {
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+		PayloadType:        96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return fmt.Errorf("webrtc register vp8: %w", err)
 	}
 	return nil
 }

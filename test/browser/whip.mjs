@@ -12,6 +12,9 @@
 //                      closing stdin ends the session earlier
 //   --timeout SECONDS  hang guard for connecting (default 30)
 //   --chromium PATH    browser binary (default /usr/bin/chromium or $CHROMIUM)
+//   --codec NAME       offer only this video codec (vp8, h264, vp9, av1), with
+//                      RTCRtpTransceiver.setCodecPreferences; default: the
+//                      browser's own list
 //
 // Chromium runs with --use-fake-device-for-media-stream and
 // --use-fake-ui-for-media-stream: getUserMedia gets a generated picture and
@@ -33,6 +36,7 @@ const { values: opts } = parseArgs({
     hold: { type: 'string', default: '20' },
     timeout: { type: 'string', default: '30' },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+    codec: { type: 'string', default: '' },
   },
 });
 
@@ -56,13 +60,21 @@ const page = `<!doctype html>
 window.__mps = { state: 'new', events: [], errors: [] };
 const st = window.__mps;
 const note = (m) => st.events.push((performance.now() / 1000).toFixed(2) + ' ' + m);
-window.__publish = async (url, key) => {
+window.__publish = async (url, key, codec) => {
   const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 }, audio: true });
   document.getElementById('v').srcObject = media;
   const pc = new RTCPeerConnection();
   window.__pc = pc;
   pc.addEventListener('connectionstatechange', () => { st.state = pc.connectionState; note('connection ' + pc.connectionState); });
-  for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+  for (const track of media.getTracks()) {
+    const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+    if (codec && track.kind === 'video') {
+      const want = 'video/' + codec.toLowerCase();
+      const prefs = RTCRtpSender.getCapabilities('video').codecs.filter((c) => c.mimeType.toLowerCase() === want);
+      if (!prefs.length) throw new Error('the browser cannot send ' + codec);
+      tr.setCodecPreferences(prefs);
+    }
+  }
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   // No trickle ICE: wait for every candidate (bounded).
@@ -153,7 +165,7 @@ try {
   await pg.goto(origin + '/');
   await pg.evaluate((u) => { window.__whipURL = u; }, opts.url);
   try {
-    await pg.evaluate(([u, k]) => window.__publish(u, k), [opts.url, opts.key]);
+    await pg.evaluate(([u, k, c]) => window.__publish(u, k, c), [opts.url, opts.key, opts.codec]);
   } catch (e) {
     result.errors.push('publish: ' + e.message.split('\n')[0]);
   }

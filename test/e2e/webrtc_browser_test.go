@@ -607,3 +607,114 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	k := int(q*float64(len(s))+0.5) - 1
 	return s[max(0, min(len(s)-1, k))]
 }
+
+// TestBrowserWHIPVP8 publishes from Chromium with VP8 as its only video
+// codec (setCodecPreferences): the answer takes VP8, the server transcodes
+// it to H.264, and the stream info and the HLS output show H.264 that
+// decodes, with Opus audio.
+func TestBrowserWHIPVP8(t *testing.T) {
+	t.Parallel()
+	dir := webrtcBrowserDir(t)
+	testutil.RequireTools(t, "ffmpeg", "ffprobe")
+	s := startWebRTCServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const name = "live/chromevp8"
+
+	// First a pion offer with VP8 video only: the answer must take it
+	// (mps serve sets webrtc.Server.VP8FFmpeg).
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := webrtc.NewAPI(webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if _, err := probe.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	code, loc, body := negotiateHTTP(t, probe, s.URL("/whip/live/vp8probe"), "s3cret")
+	skipIfNotWired(t, code, body)
+	if code != http.StatusCreated {
+		t.Fatalf("a VP8-only WHIP offer was answered %d (%s): VP8 transcoding is off (webrtc.Server.VP8FFmpeg unset in cmd/mps?)", code, body)
+	}
+	if rd := probe.RemoteDescription(); rd == nil || !strings.Contains(rd.SDP, "VP8/90000") {
+		t.Fatal("the answer to a VP8-only offer does not take VP8")
+	}
+	if req, err := http.NewRequest(http.MethodDelete, s.URL(loc), nil); err == nil {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+
+	ns := startNodeScript(t, ctx, dir, "whip.mjs", "PUBLISHING",
+		"--url", s.URL("/whip/"+name), "--key", "s3cret", "--hold", "40", "--timeout", "20", "--codec", "vp8")
+	select {
+	case <-ns.marker:
+	case <-ns.done:
+		var res whipResult
+		ns.result(t, "whip.mjs", &res)
+		t.Fatalf("Chromium did not publish VP8: %s\n%s\nstderr:\n%s", res.Error, ns.stdout.String(), testutil.Tail(ns.stderr.String(), 20))
+	}
+
+	if segs, last := waitSegments(s, name, 2, 20*time.Second); segs < 2 {
+		t.Errorf("HLS of a VP8 WHIP stream: %d complete segments after 20 s of publishing, want >= 2; last answer: %.300s", segs, last)
+	} else {
+		p := ffprobe(t, s.HLSURL(name))
+		v, a := p.ByType("video"), p.ByType("audio")
+		if len(v) != 1 || v[0].CodecName != "h264" {
+			t.Errorf("HLS video streams %+v, want one h264 (VP8 transcoded)", v)
+		}
+		if len(a) != 1 || a[0].CodecName != "opus" {
+			t.Errorf("HLS audio streams %+v, want one opus", a)
+		}
+		dec := ffmpegDecode(t, s.HLSURL(name), 2*time.Second)
+		t.Logf("ffmpeg decoded %d video and %d audio frames (%s) from the HLS output", dec.VideoFrames, dec.AudioFrames, dec.VideoSize)
+		if dec.Err != nil || dec.VideoFrames < 20 || dec.AudioFrames < 20 {
+			t.Errorf("HLS decode: %v, %d video and %d audio frames; stderr:\n%s", dec.Err, dec.VideoFrames, dec.AudioFrames, testutil.Tail(dec.Stderr, 20))
+		}
+	}
+	st, ok := s.stream(t, name)
+	if !ok || st.Protocol != "webrtc" || st.State != "live" {
+		t.Errorf("stream info: %+v, want live over webrtc", st)
+	}
+	codecsSeen := map[string]string{}
+	for _, tr := range st.Tracks {
+		codecsSeen[tr.Kind] = tr.Codec
+	}
+	if codecsSeen["video"] != "h264" || codecsSeen["audio"] != "opus" {
+		t.Errorf("stream info tracks %+v, want h264 video (transcoded from VP8) and opus audio", st.Tracks)
+	}
+	if len(s.Log.Lines("whip vp8 transcoding to h264", name)) == 0 {
+		t.Error("the log does not say the VP8 is transcoded")
+	}
+
+	var res whipResult
+	ns.result(t, "whip.mjs", &res)
+	if !res.OK {
+		t.Errorf("whip.mjs: %s\n%s\nstderr:\n%s", res.Error, ns.stdout.String(), testutil.Tail(ns.stderr.String(), 20))
+	}
+	if len(res.AnswerVideoCodecs) == 0 || res.AnswerVideoCodecs[0] != "VP8" {
+		t.Errorf("the answer's video codecs are %v; want VP8 first (offer: %v)", res.AnswerVideoCodecs, res.OfferCodecs)
+	}
+	if res.Video == nil || res.Video.Codec != "video/VP8" {
+		t.Errorf("Chromium sends video %+v, want video/VP8", res.Video)
+	}
+	if res.Video != nil {
+		t.Logf("Chromium sent %d VP8 frames (%d keyframes; %d PLI, %d FIR) with %s, last %dx%d",
+			res.Video.FramesEncoded, res.Video.KeyFramesEncoded, res.Video.PLICount, res.Video.FIRCount, res.Video.Encoder,
+			res.Video.FrameWidth, res.Video.FrameHeight)
+	}
+	if res.DeleteStatus != http.StatusOK {
+		t.Errorf("DELETE %s answered %d, want 200", res.Location, res.DeleteStatus)
+	}
+	waitFor(t, 10*time.Second, "the WHIP session to end after DELETE", func() bool {
+		return len(s.Log.Lines("whip session ended", name)) > 0
+	})
+	if n := len(s.Log.Lines("whip vp8 video damaged", name)); n > 0 {
+		t.Logf("the WHIP ingest reported damaged VP8 %d times (each waits for a keyframe)", n)
+	}
+}
