@@ -544,3 +544,35 @@ func TestWriteUnitBadInput(t *testing.T) {
 	expectAU(t, r, stray)
 	expectNoItem(t, r)
 }
+
+// WhenDone runs its function when the hub wants the publisher gone (a
+// kick here), with the reason, and not after it was called off.
+func TestPublisherWhenDone(t *testing.T) {
+	h, _ := newTestHub(t, HubConfig{})
+	v, a := videoTrack(), audioTrack()
+	p := mustPublish(t, h, "live/w1", PublishOptions{Protocol: "test"}, v, a)
+	got := make(chan error, 1)
+	stop := p.WhenDone(func(reason error) { got <- reason })
+	if err := h.Kick("live/w1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case reason := <-got:
+		if !errors.Is(reason, ErrKicked) {
+			t.Fatalf("reason %v, want ErrKicked", reason)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WhenDone did not run on a kick")
+	}
+	stop()
+	stop() // idempotent
+
+	p2 := mustPublish(t, h, "live/w2", PublishOptions{Protocol: "test"}, v, a)
+	called := false
+	stop2 := p2.WhenDone(func(error) { called = true })
+	stop2()
+	p2.Close(nil)
+	if called {
+		t.Fatal("WhenDone ran after it was called off")
+	}
+}

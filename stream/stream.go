@@ -338,6 +338,28 @@ func (p *Publisher) AddBytesIn(n int) { p.stream.stats.bytesIn.Add(uint64(n)) }
 // its connection; the stream already ignores the publisher's writes.
 func (p *Publisher) Done() <-chan struct{} { return p.done }
 
+// WhenDone calls fn (once, on its own goroutine) when Done closes, until
+// the returned stop is called; stop waits for fn to have run or to be
+// called off. Ingest uses it to close its connection when the hub wants
+// the publisher gone, so that its blocked read returns.
+func (p *Publisher) WhenDone(fn func(reason error)) (stop func()) {
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-p.done:
+			fn(p.Err())
+		case <-quit:
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-exited
+	}
+}
+
 // Err tells why Done was closed.
 func (p *Publisher) Err() error {
 	if v := p.reason.Load(); v != nil {

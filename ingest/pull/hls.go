@@ -366,15 +366,7 @@ func (hs *hlsSession) start() error {
 	hs.pub = pub
 	// The hub wants the publisher gone (kicked, taken over, shutdown):
 	// end the pull's connection.
-	stop := make(chan struct{})
-	hs.stopWatch = func() { close(stop) }
-	go func() {
-		select {
-		case <-pub.Done():
-			hs.kill(pub.Err())
-		case <-stop:
-		}
-	}()
+	hs.stopWatch = pub.WhenDone(hs.kill)
 	if !hs.published {
 		hs.published = true
 		hs.log.Info("hls pull publishing", "session", pub.Session().ID)

@@ -400,21 +400,8 @@ func (ps *publishSession) start() error {
 // watch closes the connection when the hub wants the publisher gone
 // (kicked, taken over, hub closed): the blocked read then returns.
 func (ps *publishSession) watch(pub *stream.Publisher) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
 	nc := ps.c.nc
-	go func() {
-		defer close(done)
-		select {
-		case <-pub.Done():
-			nc.Close()
-		case <-stop:
-		}
-	}()
-	ps.stopWatch = func() {
-		close(stop)
-		<-done
-	}
+	ps.stopWatch = pub.WhenDone(func(error) { nc.Close() })
 }
 
 func (ps *publishSession) stopPublisher(reason error) {

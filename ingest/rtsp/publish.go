@@ -505,21 +505,8 @@ func (ps *publishSession) start() error {
 // watch closes the RTSP session when the hub wants the publisher gone
 // (kicked, taken over, hub closed).
 func (ps *publishSession) watch(pub *stream.Publisher) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
 	kill := ps.kill
-	go func() {
-		defer close(done)
-		select {
-		case <-pub.Done():
-			kill()
-		case <-stop:
-		}
-	}()
-	ps.stopWatch = func() {
-		close(stop)
-		<-done
-	}
+	ps.stopWatch = pub.WhenDone(func(error) { kill() })
 }
 
 // stopPublisher ends the current hub session. Called with mu held.

@@ -196,21 +196,8 @@ func (ps *publishSession) write(u tsdemux.Unit) {
 // watch closes the connection when the hub wants the publisher gone
 // (kicked, taken over, hub closed): the blocked read then returns.
 func (ps *publishSession) watch(pub *stream.Publisher) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
 	conn := ps.c.conn
-	go func() {
-		defer close(done)
-		select {
-		case <-pub.Done():
-			conn.Close()
-		case <-stop:
-		}
-	}()
-	ps.stopWatch = func() {
-		close(stop)
-		<-done
-	}
+	ps.stopWatch = pub.WhenDone(func(error) { conn.Close() })
 }
 
 func (ps *publishSession) stopPublisher(reason error) {
