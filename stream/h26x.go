@@ -3,6 +3,7 @@ package stream
 import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 )
 
 // SplitParameterSets takes the parameter sets and access unit delimiters
@@ -43,4 +44,47 @@ func SplitParameterSets(au [][]byte, hevc bool) (nalus [][]byte, vps, sps, pps [
 		nalus = append(nalus, n)
 	}
 	return nalus, vps, sps, pps
+}
+
+// H26xCodec returns the track codec of complete H.264 (sps, pps; vps is
+// ignored) or H.265 (vps, sps, pps) parameter sets, or nil when one is
+// missing or the SPS does not parse.
+func H26xCodec(hevc bool, vps, sps, pps []byte) codecs.Codec {
+	if hevc {
+		var p h265.SPS
+		if len(vps) == 0 || len(sps) == 0 || len(pps) == 0 || p.Unmarshal(sps) != nil {
+			return nil
+		}
+		return &codecs.H265{VPS: vps, SPS: sps, PPS: pps}
+	}
+	var p h264.SPS
+	if len(sps) == 0 || len(pps) == 0 || p.Unmarshal(sps) != nil {
+		return nil
+	}
+	return &codecs.H264{SPS: sps, PPS: pps}
+}
+
+// MergeParameterSets applies the parameter sets an access unit carried
+// (nil for those it did not) to the track codec cur (nil before any): the
+// ones missing keep cur's. It returns the resulting codec, or nil while
+// the sets are incomplete or do not parse.
+func MergeParameterSets(cur codecs.Codec, hevc bool, vps, sps, pps []byte) codecs.Codec {
+	orElse := func(b, def []byte) []byte {
+		if b != nil {
+			return b
+		}
+		return def
+	}
+	if hevc {
+		c, _ := cur.(*codecs.H265)
+		if c == nil {
+			c = &codecs.H265{}
+		}
+		return H26xCodec(true, orElse(vps, c.VPS), orElse(sps, c.SPS), orElse(pps, c.PPS))
+	}
+	c, _ := cur.(*codecs.H264)
+	if c == nil {
+		c = &codecs.H264{}
+	}
+	return H26xCodec(false, nil, orElse(sps, c.SPS), orElse(pps, c.PPS))
 }

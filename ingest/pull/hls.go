@@ -173,10 +173,10 @@ func (hs *hlsSession) onTracks(tracks []*gohlslib.Track) error {
 	for _, tr := range tracks {
 		switch hc := tr.Codec.(type) {
 		case *hlscodecs.H264:
-			t := hs.add(h264Codec(hc.SPS, hc.PPS), 90000)
+			t := hs.add(stream.H26xCodec(false, nil, hc.SPS, hc.PPS), 90000)
 			c.OnDataH26x(tr, func(pts, dts int64, au [][]byte) { hs.onH26x(t, tr.ClockRate, pts, dts, au, false) })
 		case *hlscodecs.H265:
-			t := hs.add(h265Codec(hc.VPS, hc.SPS, hc.PPS), 90000)
+			t := hs.add(stream.H26xCodec(true, hc.VPS, hc.SPS, hc.PPS), 90000)
 			c.OnDataH26x(tr, func(pts, dts int64, au [][]byte) { hs.onH26x(t, tr.ClockRate, pts, dts, au, true) })
 		case *hlscodecs.MPEG4Audio:
 			if hc.Config.SampleRate <= 0 {
@@ -231,21 +231,7 @@ func (hs *hlsSession) onH26x(t *hlsTrack, clockRate int, pts, dts int64, au [][]
 	defer hs.mu.Unlock()
 	nalus, vps, sps, pps := stream.SplitParameterSets(au, hevc)
 	if vps != nil || sps != nil || pps != nil {
-		var c codecs.Codec
-		if hevc {
-			cur, _ := t.codec.(*codecs.H265)
-			if cur == nil {
-				cur = &codecs.H265{}
-			}
-			c = h265Codec(orElse(vps, cur.VPS), orElse(sps, cur.SPS), orElse(pps, cur.PPS))
-		} else {
-			cur, _ := t.codec.(*codecs.H264)
-			if cur == nil {
-				cur = &codecs.H264{}
-			}
-			c = h264Codec(orElse(sps, cur.SPS), orElse(pps, cur.PPS))
-		}
-		if c != nil {
+		if c := stream.MergeParameterSets(t.codec, hevc, vps, sps, pps); c != nil {
 			hs.setCodec(t, c)
 		}
 	}
@@ -264,35 +250,6 @@ func (hs *hlsSession) onH26x(t *hlsTrack, clockRate int, pts, dts int64, au [][]
 		return
 	}
 	hs.emit(t, ticks(pts, clockRate), ticks(dts, clockRate), key, payload)
-}
-
-func orElse(b, def []byte) []byte {
-	if b != nil {
-		return b
-	}
-	return def
-}
-
-func h264Codec(sps, pps []byte) codecs.Codec {
-	if len(sps) == 0 || len(pps) == 0 {
-		return nil
-	}
-	var p h264.SPS
-	if p.Unmarshal(sps) != nil {
-		return nil
-	}
-	return &codecs.H264{SPS: sps, PPS: pps}
-}
-
-func h265Codec(vps, sps, pps []byte) codecs.Codec {
-	if len(vps) == 0 || len(sps) == 0 || len(pps) == 0 {
-		return nil
-	}
-	var p h265.SPS
-	if p.Unmarshal(sps) != nil {
-		return nil
-	}
-	return &codecs.H265{VPS: vps, SPS: sps, PPS: pps}
 }
 
 // setCodec configures a track; a change in a live session starts a new

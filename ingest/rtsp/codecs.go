@@ -5,8 +5,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/stream"
@@ -14,31 +12,6 @@ import (
 
 // Dynamic RTP payload types start here (RFC 3551).
 const firstDynamicPayloadType = 96
-
-// h264Codec returns the track codec for H.264 parameter sets, or nil when
-// they are missing or the SPS does not parse.
-func h264Codec(sps, pps []byte) codecs.Codec {
-	if len(sps) == 0 || len(pps) == 0 {
-		return nil
-	}
-	var p h264.SPS
-	if p.Unmarshal(sps) != nil {
-		return nil
-	}
-	return &codecs.H264{SPS: sps, PPS: pps}
-}
-
-// h265Codec is h264Codec for H.265.
-func h265Codec(vps, sps, pps []byte) codecs.Codec {
-	if len(vps) == 0 || len(sps) == 0 || len(pps) == 0 {
-		return nil
-	}
-	var p h265.SPS
-	if p.Unmarshal(sps) != nil {
-		return nil
-	}
-	return &codecs.H265{VPS: vps, SPS: sps, PPS: pps}
-}
 
 // describe builds the session description that players get for a hub
 // session: one media per track that RTSP can carry, with controls

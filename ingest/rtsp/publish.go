@@ -183,12 +183,12 @@ func newInTrack(medi *description.Media, f format.Format) *inTrack {
 	switch f := f.(type) {
 	case *format.H264:
 		sps, pps := f.SafeParams()
-		t.codec = h264Codec(sps, pps)
+		t.codec = stream.H26xCodec(false, nil, sps, pps)
 		t.h264Dec, err = f.CreateDecoder()
 		t.h264DTS = h264.NewDTSExtractor()
 	case *format.H265:
 		vps, sps, pps := f.SafeParams()
-		t.codec = h265Codec(vps, sps, pps)
+		t.codec = stream.H26xCodec(true, vps, sps, pps)
 		t.h265Dec, err = f.CreateDecoder()
 		t.h265DTS = h265.NewDTSExtractor()
 	case *format.MPEG4Audio:
@@ -338,21 +338,7 @@ func (ps *publishSession) ticks(t *inTrack, v int64) time.Duration {
 func (ps *publishSession) onH26x(t *inTrack, pts int64, au [][]byte, hevc bool) {
 	nalus, vps, sps, pps := stream.SplitParameterSets(au, hevc)
 	if vps != nil || sps != nil || pps != nil {
-		var c codecs.Codec
-		if hevc {
-			cur, _ := t.codec.(*codecs.H265)
-			if cur == nil {
-				cur = &codecs.H265{}
-			}
-			c = h265Codec(orElse(vps, cur.VPS), orElse(sps, cur.SPS), orElse(pps, cur.PPS))
-		} else {
-			cur, _ := t.codec.(*codecs.H264)
-			if cur == nil {
-				cur = &codecs.H264{}
-			}
-			c = h264Codec(orElse(sps, cur.SPS), orElse(pps, cur.PPS))
-		}
-		if c != nil {
+		if c := stream.MergeParameterSets(t.codec, hevc, vps, sps, pps); c != nil {
 			ps.setCodec(t, c)
 		}
 	}
@@ -406,13 +392,6 @@ func (ps *publishSession) onH26x(t *inTrack, pts int64, au [][]byte, hevc bool) 
 		return
 	}
 	ps.emit(t, ps.ticks(t, pts), ps.ticks(t, dts), key, payload)
-}
-
-func orElse(b, def []byte) []byte {
-	if b != nil {
-		return b
-	}
-	return def
 }
 
 // setCodec configures a track. A change in a live session ends that hub
