@@ -11,10 +11,8 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/av1"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/vp9"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/mps-dev/mps/ingest/auth"
@@ -255,52 +253,28 @@ func orElse(b, def []byte) []byte {
 }
 
 // onAV1 handles an AV1 temporal unit. The track is configured by the first
-// sequence header; temporal delimiters are dropped, as MP4 samples want.
+// sequence header.
 func (ps *publishSession) onAV1(t *inTrack, pts time.Duration, tu [][]byte) {
-	obus := make([][]byte, 0, len(tu))
-	var seqHdr []byte
-	for _, obu := range tu {
-		switch av1.OBUType((obu[0] >> 3) & 0b1111) {
-		case av1.OBUTypeTemporalDelimiter, av1.OBUTypePadding:
-			continue
-		case av1.OBUTypeSequenceHeader:
-			seqHdr = obu
-		}
-		obus = append(obus, obu)
-	}
-	if seqHdr != nil {
-		var sh av1.SequenceHeader
-		if err := sh.Unmarshal(seqHdr); err != nil {
-			ps.fail(fmt.Errorf("AV1 sequence header: %w", err))
-			return
-		}
-		ps.setCodec(t, &codecs.AV1{SequenceHeader: seqHdr})
-	}
-	if t.codec == nil || len(obus) == 0 {
-		return // nothing decodable before the first sequence header
-	}
-	payload, err := av1.Bitstream(obus).Marshal()
+	c, key, payload, err := stream.AV1Unit(tu)
 	if err != nil {
-		ps.fail(fmt.Errorf("AV1 temporal unit: %w", err))
+		ps.fail(err)
 		return
 	}
-	ps.emit(t, pts, pts, av1.IsRandomAccess2(obus), payload)
+	if c != nil {
+		ps.setCodec(t, c)
+	}
+	if t.codec == nil || payload == nil {
+		return // nothing decodable before the first sequence header
+	}
+	ps.emit(t, pts, pts, key, payload)
 }
 
 // onVP9 handles a VP9 frame. Keyframes carry the frame size and color
 // configuration that configure the track.
 func (ps *publishSession) onVP9(t *inTrack, pts time.Duration, frame []byte) {
-	var h vp9.Header
-	key := h.Unmarshal(frame) == nil && !h.NonKeyFrame && !h.ShowExistingFrame
-	if key && h.ColorConfig != nil {
-		ps.setCodec(t, &codecs.VP9{
-			Width:             h.Width(),
-			Height:            h.Height(),
-			Profile:           h.Profile,
-			BitDepth:          h.ColorConfig.BitDepth,
-			ChromaSubsampling: h.ChromaSubsampling(),
-			ColorRange:        h.ColorConfig.ColorRange,
-		})
+	c, key := stream.VP9Frame(frame)
+	if c != nil {
+		ps.setCodec(t, c)
 	}
 	if t.codec == nil {
 		return

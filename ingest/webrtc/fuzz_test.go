@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // FuzzH264Depacketizer feeds RTP payloads (with sequence numbers, marker
@@ -103,4 +106,40 @@ func TestFragmentH264RoundTrip(t *testing.T) {
 	if !loss {
 		t.Fatal("loss not reported")
 	}
+}
+
+// FuzzOfferedVideo checks the listing of an offer's video codecs.
+func FuzzOfferedVideo(f *testing.F) {
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP9/90000\r\na=rtpmap:97 rtx/90000\r\n"))
+	f.Add([]byte("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96\r\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names, hasVideo := offeredVideo(data)
+		if len(names) > 0 && !hasVideo {
+			t.Fatalf("codecs %v without a video section", names)
+		}
+	})
+}
+
+// FuzzFrameIn feeds VP9 and AV1 RTP payloads to the WHIP depacketizer: no
+// input may panic it, and a unit it returns comes with codec parameters.
+func FuzzFrameIn(f *testing.F) {
+	// VP9: a one-packet keyframe header (B and E set); AV1: one packet with
+	// a sequence header OBU and a frame OBU.
+	f.Add(true, []byte{0x8c, 0x80, 0x01, 0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0, 0x0e, 0xf6, 0x00})
+	f.Add(false, []byte{0x18, 0x0b, 0x0a, 0x0b, 0x00, 0x00, 0x00, 0x02, 0xaf, 0xff, 0x9f, 0xff, 0x30, 0x08, 0x32, 0x01, 0x10})
+	f.Add(false, []byte{0x40, 0x32, 0x00})
+	f.Fuzz(func(t *testing.T, vp9 bool, payload []byte) {
+		mime := webrtc.MimeTypeAV1
+		if vp9 {
+			mime = webrtc.MimeTypeVP9
+		}
+		in := newFrameIn(mime)
+		for i := 0; i < 3; i++ {
+			c, _, unit, _ := in.push(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i), Timestamp: 3000, Marker: true}, Payload: payload})
+			if unit != nil && c == nil {
+				t.Fatal("a unit without codec parameters")
+			}
+		}
+	})
 }

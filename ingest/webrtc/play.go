@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -35,37 +36,51 @@ func (s *Server) Play(ctx context.Context, name, remoteAddr string, offer []byte
 	if sess == nil {
 		return nil, "", statusErr(http.StatusNotFound, ErrStreamNotFound, "%s has no publisher yet", name)
 	}
-	var hasVideo, hasAudio, transcode bool
+	var video *whepVideo
+	var hasAudio, transcode bool
 	for _, t := range sess.Tracks {
 		switch t.Codec.(type) {
-		case *codecs.H264:
-			hasVideo = true
 		case *codecs.Opus:
 			hasAudio = true
 		case *codecs.MPEG4Audio:
 			if s.FFmpeg != "" {
 				hasAudio, transcode = true, true
 			}
+		default:
+			if t.IsVideo() && video == nil {
+				if video, err = newWHEPVideo(t.Codec); err != nil {
+					return nil, "", err
+				}
+			}
 		}
 	}
-	if !hasVideo && !hasAudio {
-		return nil, "", statusErr(http.StatusUnsupportedMediaType, ErrUnsupportedCodec, "%s has tracks %v; WebRTC players get H.264 and Opus",
-			name, trackCodecs(sess.Tracks))
+	if video == nil && !hasAudio {
+		return nil, "", statusErr(http.StatusUnsupportedMediaType, ErrUnsupportedCodec,
+			"%s has tracks %v; WebRTC players get H.264, H.265, VP9 or AV1 video and Opus or AAC audio", name, trackCodecs(sess.Tracks))
 	}
 	if err := checkOffer(offer); err != nil {
 		return nil, "", err
+	}
+	if video != nil {
+		names, offersVideo := offeredVideo(offer)
+		switch {
+		case !offersVideo:
+			video = nil // an audio-only player
+		case !slices.Contains(names, video.sdpName()):
+			return nil, "", statusErr(http.StatusUnsupportedMediaType, ErrUnsupportedCodec,
+				"%s has %s video and the player receives only %s", name, video.sdpName(), strings.Join(names, ", "))
+		}
 	}
 
 	pc, err := s.whepAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep %s: %w", name, err)
 	}
-	pl := &playSession{s: s, name: name, remote: remoteAddr, pc: pc, transcode: transcode, connected: make(chan struct{}),
-		failed: make(chan error, 1)}
+	pl := &playSession{s: s, name: name, remote: remoteAddr, pc: pc, transcode: transcode, packetizer: video,
+		connected: make(chan struct{}), failed: make(chan error, 1)}
 	addTracks := func() error {
-		if hasVideo {
-			tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "mps")
+		if video != nil {
+			tr, err := webrtc.NewTrackLocalStaticRTP(video.capability, "video", "mps")
 			if err != nil {
 				return err
 			}
@@ -99,7 +114,7 @@ func (s *Server) Play(ctx context.Context, name, remoteAddr string, offer []byte
 	pl.negotiated(sdpAnswer)
 	if pl.video == nil && pl.audio == nil {
 		pc.Close()
-		return nil, "", statusErr(http.StatusBadRequest, ErrNoSupportedTracks, "the offer receives neither H.264 video nor Opus audio")
+		return nil, "", statusErr(http.StatusBadRequest, ErrNoSupportedTracks, "the offer receives neither the stream's video nor Opus audio")
 	}
 	ss := &session{id: newSessionID(), kind: "whep", name: name, remote: remoteAddr, pc: pc}
 	pl.log = s.log.With("stream", name, "remote", remoteAddr, "session", ss.id[:8])
@@ -162,16 +177,17 @@ func trackCodecs(tracks []*stream.Track) []string {
 
 // playSession sends one hub stream to one WHEP player.
 type playSession struct {
-	s         *Server
-	name      string
-	remote    string
-	pc        *webrtc.PeerConnection
-	log       *slog.Logger
-	video     *webrtc.TrackLocalStaticRTP
-	audio     *webrtc.TrackLocalStaticRTP
-	transcode bool
-	connected chan struct{}
-	failed    chan error
+	s          *Server
+	name       string
+	remote     string
+	pc         *webrtc.PeerConnection
+	log        *slog.Logger
+	video      *webrtc.TrackLocalStaticRTP
+	audio      *webrtc.TrackLocalStaticRTP
+	packetizer *whepVideo // the video codec negotiated
+	transcode  bool
+	connected  chan struct{}
+	failed     chan error
 }
 
 // rtpOut numbers the packets of one outgoing track. Timestamps stay
@@ -263,7 +279,6 @@ func (pl *playSession) run(ctx context.Context) {
 			tc.close()
 		}
 	}()
-	var sps, pps []byte
 	waitKey := true
 	for {
 		it, err := r.Read(ctx)
@@ -287,9 +302,11 @@ func (pl *playSession) run(ctx context.Context) {
 			}
 			waitKey = true
 			for _, t := range it.Session.Tracks {
+				if t.IsVideo() && video != nil && t.CodecName() != pl.packetizer.codec {
+					pl.log.Info("whep session ended: the stream's video codec changed", "codec", t.CodecName())
+					return
+				}
 				switch c := t.Codec.(type) {
-				case *codecs.H264:
-					sps, pps = c.SPS, c.PPS
 				case *codecs.MPEG4Audio:
 					if pl.transcode && audio != nil {
 						tc, err = startOpusTranscoder(ctx, pl.s.FFmpeg, c, pl.log, audio)
@@ -304,8 +321,8 @@ func (pl *playSession) run(ctx context.Context) {
 		}
 		au := it.AU
 		n := 0
-		switch c := au.Track.Codec.(type) {
-		case *codecs.H264:
+		switch au.Track.Codec.(type) {
+		case *codecs.H264, *codecs.H265, *codecs.VP9, *codecs.AV1:
 			if video == nil {
 				continue
 			}
@@ -315,10 +332,9 @@ func (pl *playSession) run(ctx context.Context) {
 				}
 				waitKey = false
 			}
-			if !sameBytes(c.SPS, sps) {
-				sps, pps = c.SPS, c.PPS
+			if payloads := pl.packetizer.payloads(au); len(payloads) > 0 {
+				n, err = video.write(payloads, au.PTS)
 			}
-			n, err = video.writeH264(au, sps, pps)
 		case *codecs.Opus:
 			if audio == nil {
 				continue
@@ -337,31 +353,6 @@ func (pl *playSession) run(ctx context.Context) {
 			st.AddBytesOut(n)
 		}
 	}
-}
-
-func sameBytes(a, b []byte) bool { return string(a) == string(b) }
-
-// writeH264 packetizes an AVCC access unit, with the parameter sets before
-// every keyframe.
-func (o *rtpOut) writeH264(au *stream.AccessUnit, sps, pps []byte) (int, error) {
-	var nalus h264.AVCC
-	if err := nalus.Unmarshal(au.Payload); err != nil {
-		return 0, nil // a damaged unit: skip it
-	}
-	if au.Key && sps != nil && pps != nil {
-		nalus = append([][]byte{sps, pps}, nalus...)
-	}
-	var payloads [][]byte
-	for _, n := range nalus {
-		if len(n) == 0 {
-			continue
-		}
-		payloads = append(payloads, fragmentH264(n, rtpMTU)...)
-	}
-	if len(payloads) == 0 {
-		return 0, nil
-	}
-	return o.write(payloads, au.PTS)
 }
 
 // fragmentH264 makes the RTP payloads of one NAL unit: itself, or FU-A

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -183,7 +185,8 @@ type videoIn struct {
 	ssrc   uint32
 	clk    clock
 	dep    h264Depacketizer
-	vp8    *vp8In // set when the publisher sends VP8, transcoded to H.264
+	vp8    *vp8In   // set when the publisher sends VP8, transcoded to H.264
+	frames *frameIn // set when the publisher sends VP9 or AV1, passed through
 	sps    []byte
 	pps    []byte
 	track  *stream.Track
@@ -364,6 +367,16 @@ func (ps *publishSession) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 		ps.mu.Unlock()
 		ps.requestKeyframe(true)
 		go ps.readVideo(tr)
+	case tr.Kind() == webrtc.RTPCodecTypeVideo && newFrameIn(mime) != nil:
+		ps.mu.Lock()
+		if ps.video != nil {
+			ps.mu.Unlock()
+			return
+		}
+		ps.video = &videoIn{ssrc: uint32(tr.SSRC()), clk: clock{rate: 90000}, waitKy: true, frames: newFrameIn(mime)}
+		ps.mu.Unlock()
+		ps.requestKeyframe(true)
+		go ps.readVideo(tr)
 	case tr.Kind() == webrtc.RTPCodecTypeAudio && mime == strings.ToLower(webrtc.MimeTypeOpus):
 		ps.mu.Lock()
 		if ps.audio != nil {
@@ -456,8 +469,13 @@ func (ps *publishSession) readVideo(tr *webrtc.TrackRemote) {
 		if v.clk.firstWall == 0 && v.clk.firstRTP == 0 {
 			v.clk.firstRTP, v.clk.firstWall = rtpTime, now()
 		}
-		if v.vp8 != nil {
-			pli := ps.onVP8Packet(v, pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload)
+		if v.vp8 != nil || v.frames != nil {
+			var pli bool
+			if v.vp8 != nil {
+				pli = ps.onVP8Packet(v, pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload)
+			} else {
+				pli = ps.onFramePacket(v, pkt, rtpTime)
+			}
 			ps.mu.Unlock()
 			if pli {
 				ps.requestKeyframe(true)
@@ -497,42 +515,71 @@ func (ps *publishSession) onVideoAU(au [][]byte, t int64) {
 	if len(nalus) == 0 {
 		return
 	}
-	key := h264.IsRandomAccess(nalus)
-	if key {
-		v.lastKey = time.Now()
-	}
 	wait := &v.waitKy
 	if v.vp8 != nil {
 		wait = &v.vp8.waitIDR // v.waitKy is about the VP8 input
 	}
+	if v.sps == nil || v.pps == nil {
+		*wait = true
+		return
+	}
+	payload, err := h264.AVCC(nalus).Marshal()
+	if err != nil {
+		return
+	}
+	ps.onVideoFrame(&codecs.H264{SPS: v.sps, PPS: v.pps}, h264.IsRandomAccess(nalus), payload, t, wait)
+}
+
+// onFramePacket handles one VP9 or AV1 RTP packet at unwrapped RTP time
+// rtpTime. Called with ps.mu held; it returns whether to ask for a keyframe.
+func (ps *publishSession) onFramePacket(v *videoIn, pkt *rtp.Packet, rtpTime int64) (pli bool) {
+	c, key, payload, err := v.frames.push(pkt)
+	if err != nil {
+		if !v.waitKy {
+			ps.log.Debug("whip video damaged: waiting for a keyframe", "error", err.Error())
+		}
+		v.waitKy = true
+		pli = time.Since(v.lastPL) > pliInterval/2
+	}
+	if payload != nil {
+		ps.onVideoFrame(c, key, payload, rtpTime, &v.waitKy)
+	}
+	return pli
+}
+
+// onVideoFrame publishes one video access unit with codec parameters c at
+// unwrapped RTP time t, once a keyframe came (*wait is cleared by it).
+// New parameters (a resolution change) start a new hub session at a
+// keyframe. Called with ps.mu held.
+func (ps *publishSession) onVideoFrame(c codecs.Codec, key bool, payload []byte, t int64, wait *bool) {
+	v := ps.video
+	if key {
+		v.lastKey = time.Now()
+	}
 	if *wait {
-		if !key || v.sps == nil || v.pps == nil {
+		if !key {
 			return
 		}
 		*wait = false
 	}
-	if v.track != nil {
-		cur := v.track.Codec.(*codecs.H264)
-		if !bytes.Equal(cur.SPS, v.sps) || !bytes.Equal(cur.PPS, v.pps) {
-			if !key {
-				return
-			}
-			// New parameters (a resolution change): a new hub session.
-			ps.log.Info("whip codec parameters changed, starting a new session")
-			if ps.pub != nil {
-				ps.flushBytesLocked()
-				ps.pub.Close(errors.New("codec parameters changed"))
-				ps.pub = nil
-			}
-			v.track = nil
-			v.clk.based = false
-			if ps.audio != nil {
-				ps.audio.clk.based = false
-			}
+	if v.track != nil && !reflect.DeepEqual(v.track.Codec, c) {
+		if !key {
+			return
+		}
+		ps.log.Info("whip codec parameters changed, starting a new session", "codec", stream.CodecName(c))
+		if ps.pub != nil {
+			ps.flushBytesLocked()
+			ps.pub.Close(errors.New("codec parameters changed"))
+			ps.pub = nil
+		}
+		v.track = nil
+		v.clk.based = false
+		if ps.audio != nil {
+			ps.audio.clk.based = false
 		}
 	}
 	if v.track == nil {
-		v.track = &stream.Track{Codec: &codecs.H264{SPS: v.sps, PPS: v.pps}, ClockRate: 90000}
+		v.track = &stream.Track{Codec: c, ClockRate: 90000}
 	}
 	if ps.pub == nil {
 		if !ps.start(t) {
@@ -540,10 +587,6 @@ func (ps *publishSession) onVideoAU(au [][]byte, t int64) {
 		}
 	}
 	if !v.clk.based {
-		return
-	}
-	payload, err := h264.AVCC(nalus).Marshal()
-	if err != nil {
 		return
 	}
 	pts := v.clk.offset + stream.FromTicks(t-v.clk.base, 90000)

@@ -6,15 +6,17 @@
 // send back the SDP answer. Every session's media flows through one UDP
 // port (ICE UDP mux), plus one TCP port for ICE-TCP.
 //
-// WHIP publishers send H.264 video (the answer offers H.264 only, so that
-// HLS needs no transcode) and Opus audio. Video is depacketized into AVCC
-// access units, with the parameter sets in the track; publishing waits for
-// SPS, PPS and an IDR frame, asking the publisher for one with PLI. When
+// WHIP publishers send H.264, VP8, VP9 or AV1 video and Opus audio. The
+// answer prefers H.264, so that HLS needs no transcode. H.264 is
+// depacketized into AVCC access units, with the parameter sets in the
+// track; VP9 and AV1 go into the hub as they are (passthrough.go). When
 // Server.VP8FFmpeg is set, an offer with VP8 but no H.264 is answered with
 // VP8, which an ffmpeg child per session transcodes to H.264 (vp8.go).
+// Publishing waits for a keyframe, asking the publisher for one with PLI.
 //
-// WHEP players get H.264 video and Opus audio. A stream whose audio is AAC
-// gets Opus made by an ffmpeg child per player when Server.FFmpeg is set.
+// WHEP players get the stream's video as it is (H.264, H.265, VP9 or
+// AV1; packetize.go) and Opus audio. A stream whose audio is AAC gets Opus
+// made by an ffmpeg child per player when Server.FFmpeg is set.
 package webrtc
 
 import (
@@ -55,7 +57,7 @@ const (
 // errors.Is matches them, and the auth errors they wrap.
 var (
 	ErrBadOffer          = errors.New("bad SDP offer")
-	ErrNoSupportedTracks = errors.New("the offer has no H.264 video or Opus audio to receive")
+	ErrNoSupportedTracks = errors.New("the offer has no video or audio codec that MPS handles")
 	ErrUnauthorized      = errors.New("not authorised to publish")
 	ErrForbidden         = errors.New("refused")
 	ErrStreamNotFound    = errors.New("no such stream")
@@ -202,13 +204,24 @@ func (s *Server) Initialize() error {
 // newAPI builds the pion API of WHIP (receive) or WHEP (send) sessions.
 func (s *Server) newAPI(receive bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return nil, err
+	var video []webrtc.RTPCodecParameters
+	if receive {
+		video = whipVideoCodecs(s.VP8FFmpeg != "")
+	} else {
+		video = whepVideoCodecs()
 	}
-	if receive && s.VP8FFmpeg != "" {
-		if err := registerVP8(me); err != nil {
-			return nil, err
+	for _, c := range video {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("webrtc register %s: %w", c.MimeType, err)
 		}
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: 111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("webrtc register opus: %w", err)
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
@@ -229,56 +242,56 @@ func (s *Server) newAPI(receive bool) (*webrtc.API, error) {
 	if len(s.NAT1To1IPs) > 0 {
 		se.SetNAT1To1IPs(s.NAT1To1IPs, webrtc.ICECandidateTypeHost)
 	}
-	_ = receive
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// registerCodecs offers H.264 (the common profiles, packetization mode 1)
-// as the only video codec, and Opus.
-func registerCodecs(me *webrtc.MediaEngine) error {
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	h264 := []struct {
-		pt   webrtc.PayloadType
-		fmtp string
-	}{
-		{102, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"},
-		{106, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
-		{112, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f"},
-		{116, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032"},
-		{118, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"},
+var videoFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+
+func videoCodec(mime string, pt webrtc.PayloadType, fmtp string) webrtc.RTPCodecParameters {
+	return webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: videoFeedback},
+		PayloadType:        pt,
 	}
-	for _, c := range h264 {
-		if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: c.fmtp, RTCPFeedback: fb,
-			},
-			PayloadType: c.pt,
-		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return fmt.Errorf("webrtc register h264: %w", err)
-		}
-	}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: 111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return fmt.Errorf("webrtc register opus: %w", err)
-	}
-	return nil
 }
 
-// registerVP8 offers VP8 after H.264, for WHIP publishers that send no
-// H.264: it is transcoded to H.264 with ffmpeg.
-func registerVP8(me *webrtc.MediaEngine) error {
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
-		PayloadType:        96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return fmt.Errorf("webrtc register vp8: %w", err)
+// h264Codecs are the common H.264 profiles, packetization mode 1.
+func h264Codecs() []webrtc.RTPCodecParameters {
+	var out []webrtc.RTPCodecParameters
+	for _, c := range []struct {
+		pt      webrtc.PayloadType
+		profile string
+	}{{102, "42001f"}, {106, "42e01f"}, {112, "4d001f"}, {116, "640032"}, {118, "64001f"}} {
+		out = append(out, videoCodec(webrtc.MimeTypeH264, c.pt, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id="+c.profile))
 	}
-	return nil
+	return out
+}
+
+// Payload types of the other video codecs.
+const (
+	ptVP8  = 96
+	ptVP9  = 98
+	ptAV1  = 45
+	ptH265 = 49
+)
+
+// whipVideoCodecs are what WHIP publishers may send, in the answer's order
+// of preference: H.264 first (HLS plays it everywhere), then VP8 when it
+// can be transcoded to H.264, then VP9 and AV1, passed through.
+func whipVideoCodecs(vp8 bool) []webrtc.RTPCodecParameters {
+	out := h264Codecs()
+	if vp8 {
+		out = append(out, videoCodec(webrtc.MimeTypeVP8, ptVP8, ""))
+	}
+	return append(out, videoCodec(webrtc.MimeTypeVP9, ptVP9, "profile-id=0"), videoCodec(webrtc.MimeTypeAV1, ptAV1, ""))
+}
+
+// whepVideoCodecs are what WHEP players may get: a hub stream's video is
+// sent as it is.
+func whepVideoCodecs() []webrtc.RTPCodecParameters {
+	return append(h264Codecs(),
+		videoCodec(webrtc.MimeTypeH265, ptH265, "level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST"),
+		videoCodec(webrtc.MimeTypeVP9, ptVP9, "profile-id=0"),
+		videoCodec(webrtc.MimeTypeAV1, ptAV1, ""))
 }
 
 // UDPListenAddr is the bound address of the ICE UDP port, or nil before Initialize.

@@ -517,6 +517,8 @@ func (ps *publishSession) onVideoPadding(seq uint16) {
 	ps.mu.Lock()
 	if v := ps.video; v != nil && v.vp8 != nil {
 		v.vp8.dep.padding(seq)
+	} else if v != nil && v.frames != nil {
+		v.frames.padding(seq)
 	}
 	ps.mu.Unlock()
 }

@@ -102,13 +102,13 @@ func newVP8Fixture(t *testing.T, ffmpeg string) *fixture {
 	return &fixture{hub: hub, srv: srv, log: lb}
 }
 
-// newVP8ClientPC is a pion peer connection that offers VP8 (and Opus) only,
-// as a browser told to prefer VP8 does.
-func newVP8ClientPC(t testing.TB) *webrtc.PeerConnection {
+// newCodecClientPC is a pion peer connection whose only video codec is
+// mime (with fmtp), plus Opus, as a browser told to prefer it is.
+func newCodecClientPC(t testing.TB, mime, fmtp string) *webrtc.PeerConnection {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack", Parameter: "pli"}}},
+		MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack", Parameter: "pli"}}},
 		PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +132,17 @@ func newVP8ClientPC(t testing.TB) *webrtc.PeerConnection {
 // publishVP8 publishes 30 fps VP8 and Opus to name from a pion client
 // until the test ends, and returns the WHIP session id.
 func publishVP8(t *testing.T, f *fixture, name string, frames [][]byte) string {
+	return publishFrames(t, f, name, webrtc.MimeTypeVP8, "", frames)
+}
+
+// publishFrames publishes 30 fps video frames of codec mime and Opus to
+// name from a pion client until the test ends, and returns the WHIP
+// session id.
+func publishFrames(t *testing.T, f *fixture, name, mime, fmtp string, frames [][]byte) string {
 	t.Helper()
 	opusPkts := makeOpus(t, 2)
-	pc := newVP8ClientPC(t)
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "test")
+	pc := newCodecClientPC(t, mime, fmtp)
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: mime}, "video", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +159,8 @@ func publishVP8(t *testing.T, f *fixture, name string, frames [][]byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(answer), "VP8/90000") {
-		t.Fatalf("answer has no VP8:\n%s", answer)
+	if want := strings.TrimPrefix(mime, "video/") + "/90000"; !strings.Contains(string(answer), want) {
+		t.Fatalf("answer has no %s:\n%s", want, answer)
 	}
 	setAnswer(t, pc, answer)
 
