@@ -33,6 +33,7 @@ type Config struct {
 	Recording    Recording             `koanf:"recording"`
 	Jobs         Jobs                  `koanf:"jobs"`
 	Pull         Pull                  `koanf:"pull"`
+	AI           AI                    `koanf:"ai"`
 
 	// Source is the file the configuration was read from, or "" when only
 	// the built-in defaults and the environment were used.
@@ -183,6 +184,7 @@ func Default() Config {
 		SRT:       DefaultSRT(),
 		WebRTC:    DefaultWebRTC(),
 		Pull:      DefaultPull(),
+		AI:        DefaultAI(),
 	}
 }
 

@@ -152,7 +152,7 @@ func TestBadEnvNamesTheVariable(t *testing.T) {
 
 func TestUnknownKeysAreNamed(t *testing.T) {
 	cases := map[string][]string{
-		"colour: red\n":                                {`unknown key "colour"`, "known keys: admission, api, applications"},
+		"colour: red\n":                                {`unknown key "colour"`, "known keys: admission, ai, api, applications"},
 		"hub:\n  gracePeriod: 5s\n":                    {`unknown key "hub.gracePeriod"`, "in hub", "grace_period"},
 		"rtmp:\n  address: \":1935\"\n  port: 1935\n":  {`unknown key "rtmp.port"`},
 		"applications:\n  - name: live\n    nmae: x\n": {`unknown key "nmae"`, "applications[0]", "allow_loopback_without_key"},

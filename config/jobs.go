@@ -348,7 +348,7 @@ func (j Jobs) validateWorkflow(where string, w Workflow) []error {
 		add("%s.priority %d: must be 1 (first) to 4 (last), or 0 for the default 2", where, w.Priority)
 	}
 	if n := w.Notify; n != nil {
-		if err := checkWebhookURL(n.URL); err != nil {
+		if err := checkHTTPURL(n.URL); err != nil {
 			add("%s.notify.url %q: %v", where, n.URL, err)
 		}
 		switch n.Mode {

@@ -213,7 +213,7 @@ func (c *Config) validateLadders() []error {
 
 	a := c.Admission
 	if a.URL != "" {
-		if err := checkWebhookURL(a.URL); err != nil {
+		if err := checkHTTPURL(a.URL); err != nil {
 			add("admission.url %q: %v", a.URL, err)
 		}
 	}
@@ -228,8 +228,8 @@ func (c *Config) validateLadders() []error {
 	return errs
 }
 
-// checkWebhookURL accepts absolute http and https URLs.
-func checkWebhookURL(raw string) error {
+// checkHTTPURL accepts absolute http and https URLs.
+func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("not a URL")

@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSRT()...)
 	errs = append(errs, c.validateWebRTC()...)
 	errs = append(errs, c.validatePull()...)
+	errs = append(errs, c.validateAI()...)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAISection(t *testing.T) {
+	cfg, err := load(t, writeConfig(t, `
+ai:
+  speech_engines:
+    - {name: whisper, url: "http://127.0.0.1:8000/v1/audio/transcriptions", model: base.en, timeout: 30s}
+  chat:
+    url: http://127.0.0.1:8000/v1/chat/completions
+    model: llama
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.AI.SpeechEngines
+	if len(e) != 1 || e[0].Name != "whisper" || e[0].Model != "base.en" || e[0].Timeout != 30*time.Second {
+		t.Fatalf("speech engines %+v", e)
+	}
+	if cfg.AI.Chat.Model != "llama" || cfg.AI.Chat.Timeout != 2*time.Minute || cfg.AI.PocketsphinxModel == "" {
+		t.Fatalf("ai %+v", cfg.AI)
+	}
+}
+
+func TestAISectionErrors(t *testing.T) {
+	_, err := load(t, writeConfig(t, `
+ai:
+  pocketsphinx_model: ""
+  speech_engines:
+    - {name: pocketsphinx, url: "http://x/v1/audio/transcriptions"}
+    - {name: Bad Name, url: "ftp://x"}
+    - {name: w, url: "http://a/"}
+    - {name: w, url: "http://b/"}
+  chat: {url: "not a url", timeout: 0s}
+`))
+	if err == nil {
+		t.Fatal("bad ai section accepted")
+	}
+	for _, want := range []string{
+		"ai.pocketsphinx_model",
+		`ai.speech_engines[0].name "pocketsphinx": taken by the built-in engine`,
+		`ai.speech_engines[1].name "Bad Name"`,
+		`ai.speech_engines[1].url "ftp://x"`,
+		`ai.speech_engines[3].name "w": the same name as ai.speech_engines[2]`,
+		`ai.chat.url "not a url"`,
+		"ai.chat.timeout 0s",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
