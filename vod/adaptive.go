@@ -223,7 +223,12 @@ func (adaptiveRunner) Run(ctx context.Context, env Env, in Media, params json.Ra
 	closeAll()
 	_ = os.RemoveAll(work)
 
-	return adpOutputs(ctx, env, p, rungs, audioFile != "", names, progress)
+	outs, err := adpOutputs(ctx, env, p, rungs, audioFile != "", names, progress)
+	if err != nil {
+		return nil, err
+	}
+	// captions hook: subtitles of the job's earlier captions tasks (captions.go).
+	return captionsAttachToAdaptive(env, outs)
 }
 
 // adpPlan sizes the rungs for a srcW x srcH input, as live ladders do:

@@ -23,6 +23,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mps-dev/mps/events"
+	"github.com/mps-dev/mps/speech"
+	"github.com/mps-dev/mps/summary"
 	"github.com/mps-dev/mps/transcoder"
 )
 
@@ -60,6 +62,11 @@ type Config struct {
 	Caps        *transcoder.Capabilities
 	// Runners run the task types.
 	Runners map[string]Runner
+	// Speech are the recognition engines of captions and summary tasks,
+	// by name.
+	Speech map[string]speech.Engine
+	// Chat, when set, is the chat-completions endpoint of LLM summaries.
+	Chat *summary.Chat
 	// Presets are the built-in templates: task type -> name -> params.
 	Presets map[string]map[string]json.RawMessage
 	// Workflows are the configured (read-only) workflows.

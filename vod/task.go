@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mps-dev/mps/speech"
+	"github.com/mps-dev/mps/summary"
 	"github.com/mps-dev/mps/transcoder"
 )
 
@@ -20,13 +22,17 @@ var ErrBadInput = errors.New("bad input")
 
 // Task types.
 const (
-	TaskTranscode = "transcode"
-	TaskAdaptive  = "adaptive"
-	TaskSnapshot  = "snapshot"
-	TaskSprite    = "sprite"
-	TaskAnimated  = "animated"
-	TaskEnhance   = "enhance"
-	TaskQuality   = "quality"
+	TaskTranscode  = "transcode"
+	TaskAdaptive   = "adaptive"
+	TaskSnapshot   = "snapshot"
+	TaskSprite     = "sprite"
+	TaskAnimated   = "animated"
+	TaskEnhance    = "enhance"
+	TaskQuality    = "quality"
+	TaskCaptions   = "captions"
+	TaskHighlights = "highlights"
+	TaskSummary    = "summary"
+	TaskQC         = "qc"
 )
 
 // Media describes a probed input file.
@@ -65,11 +71,28 @@ type Env struct {
 	// Progress receives the task's progress from 0 to 1; never nil.
 	Progress func(fraction float64)
 	Logger   *slog.Logger
+	// Speech are the recognition engines by name ("pocketsphinx" always).
+	Speech map[string]speech.Engine
+	// Chat is the chat-completions endpoint of LLM summaries; nil when
+	// none is configured.
+	Chat *summary.Chat
+	// Previous are the job's earlier tasks that succeeded, in order.
+	Previous []PreviousTask
+}
+
+// PreviousTask is the result of an earlier task of the job.
+type PreviousTask struct {
+	Type string
+	// Dir is its output folder.
+	Dir string
+	// Outputs are its outputs, with Path relative to Dir.
+	Outputs []Output
 }
 
 // Output is one file a task made.
 type Output struct {
-	// Kind is video, audio, image, sprite, vtt, playlist, manifest or report.
+	// Kind is video, audio, image, sprite, vtt, srt, transcript, clip,
+	// playlist, manifest or report.
 	Kind string `json:"kind"`
 	// Path is relative to the task's output folder, with forward slashes.
 	Path     string  `json:"path"`

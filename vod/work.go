@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -97,7 +98,8 @@ func (e *Engine) runTasks(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	env := Env{FFmpeg: e.cfg.FFmpeg, FFprobe: e.cfg.FFprobe, Caps: e.cfg.Caps, Logger: e.log.With("job", j.ID)}
+	env := Env{FFmpeg: e.cfg.FFmpeg, FFprobe: e.cfg.FFprobe, Caps: e.cfg.Caps, Logger: e.log.With("job", j.ID),
+		Speech: e.cfg.Speech, Chat: e.cfg.Chat}
 	media, err := Probe(ctx, env, path)
 	if err != nil {
 		return fmt.Errorf("input: %w", err)
@@ -131,7 +133,8 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 			return err
 		}
 	}
-	env.OutDir = filepath.Join(e.jobDir(j), fmt.Sprintf("%02d-%s", i+1, spec.Type))
+	env.OutDir = e.taskDir(j, i)
+	env.Previous = e.previousTasks(j, i)
 	if err := os.RemoveAll(env.OutDir); err != nil {
 		return err
 	}
@@ -163,8 +166,48 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 		outputs[k].Path = filepath.ToSlash(filepath.Join(j.OutputDir, rel, outputs[k].Path))
 	}
 	ts.State, ts.Progress, ts.Outputs = StateSucceeded, 1, outputs
+	e.refreshSizes(j, i)
 	j.updateProgress()
 	return e.store.update(ctx, j)
+}
+
+// refreshSizes updates the sizes of the outputs of the tasks before i: a
+// task may change an earlier one's files, as captions do when they join
+// an adaptive output's manifests.
+func (e *Engine) refreshSizes(j *Job, i int) {
+	for k := range i {
+		for n, o := range j.Tasks[k].Outputs {
+			if fi, err := os.Stat(filepath.Join(e.cfg.Dir, filepath.FromSlash(o.Path))); err == nil {
+				j.Tasks[k].Outputs[n].Size = fi.Size()
+			}
+		}
+	}
+}
+
+// taskDir is the output folder of task i of j.
+func (e *Engine) taskDir(j *Job, i int) string {
+	return filepath.Join(e.jobDir(j), fmt.Sprintf("%02d-%s", i+1, j.Spec.Tasks[i].Type))
+}
+
+// previousTasks lists the tasks before i that succeeded, with their
+// outputs relative to their folders.
+func (e *Engine) previousTasks(j *Job, i int) []PreviousTask {
+	var out []PreviousTask
+	for k := range i {
+		ts := j.Tasks[k]
+		if ts.State != StateSucceeded {
+			continue
+		}
+		dir := e.taskDir(j, k)
+		prefix := filepath.ToSlash(filepath.Join(j.OutputDir, filepath.Base(dir))) + "/"
+		p := PreviousTask{Type: j.Spec.Tasks[k].Type, Dir: dir}
+		for _, o := range ts.Outputs {
+			o.Path = strings.TrimPrefix(o.Path, prefix)
+			p.Outputs = append(p.Outputs, o)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // params merges a task's overrides into its template (one level deep for
