@@ -67,9 +67,10 @@ type segment struct {
 // period is one publishing session: its tracks and init segments. A
 // reconnect starts a new period (an HLS discontinuity, a DASH Period).
 type period struct {
-	id     int
-	offset time.Duration // media time at which the session's timestamps start
-	tracks []*trackMuxer
+	id      int
+	session int           // the hub session it packages (Session.ID)
+	offset  time.Duration // media time at which the session's timestamps start
+	tracks  []*trackMuxer
 	// src is, for a rendition, the source stream's period whose timeline
 	// this one shares; nil otherwise.
 	src *period
@@ -226,7 +227,7 @@ func (m *muxer) startPeriod(s *stream.Session) error {
 		m.nextDisc = true
 	}
 	m.periodCount++
-	p := &period{id: m.periodCount, offset: offset}
+	p := &period{id: m.periodCount, session: s.ID, offset: offset}
 	for _, t := range s.Tracks {
 		tm, err := newTrackMuxer(t)
 		if err != nil {

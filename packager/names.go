@@ -16,6 +16,8 @@ const (
 	fileInit
 	fileSegment
 	filePart
+	fileSubsPlaylist
+	fileSubsSegment
 )
 
 // mediaFile is a parsed request file name.
@@ -34,13 +36,24 @@ const maxTracks = 64
 //
 //	index.m3u8, manifest.mpd, t{track}.m3u8,
 //	{prefix}_{track}_init{period}.mp4, {prefix}_{track}_{msn}.m4s,
-//	{prefix}_{track}_{msn}_{part}.m4s
+//	{prefix}_{track}_{msn}_{part}.m4s,
+//	subs.m3u8, {prefix}_subs_{msn}.vtt
 func parseFileName(name string) (mediaFile, bool) {
 	switch name {
 	case "index.m3u8":
 		return mediaFile{kind: fileMultivariant}, true
 	case "manifest.mpd":
 		return mediaFile{kind: fileMPD}, true
+	case subsPlaylistName:
+		return mediaFile{kind: fileSubsPlaylist}, true
+	}
+	if base, ok := strings.CutSuffix(name, ".vtt"); ok {
+		f := strings.Split(base, "_")
+		if len(f) != 3 || f[0] == "" || f[1] != "subs" || !digitsOnly(f[2]) {
+			return mediaFile{}, false
+		}
+		msn, err := strconv.ParseUint(f[2], 10, 63)
+		return mediaFile{kind: fileSubsSegment, prefix: f[0], msn: msn}, err == nil
 	}
 	if rest, ok := strings.CutPrefix(name, "t"); ok {
 		if num, ok := strings.CutSuffix(rest, ".m3u8"); ok {

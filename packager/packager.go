@@ -36,6 +36,9 @@ type Config struct {
 	// rendition, and renditions share their source's timeline so that
 	// their segments line up.
 	Ladders Ladders
+	// Captions, when set, gives streams' live captions, served as a
+	// subtitles rendition of their HLS playlists.
+	Captions LiveCaptions
 }
 
 // Ladders describes the renditions a transcoder makes. Its methods are

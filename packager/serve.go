@@ -43,9 +43,15 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.serveMPD(ctx, w, r, m)
 	case fileMediaPlaylist:
 		p.serveMediaPlaylist(ctx, w, r, m, mf.track)
+	case fileSubsPlaylist:
+		p.serveSubsPlaylist(ctx, w, r, m)
 	default:
 		if mf.prefix != m.prefix {
 			httpError(w, http.StatusNotFound, "no such file: the stream restarted")
+			return
+		}
+		if mf.kind == fileSubsSegment {
+			p.serveSubsSegment(w, r, m, mf.msn)
 			return
 		}
 		p.serveMedia(ctx, w, r, m, mf)
@@ -118,6 +124,7 @@ func (p *Packager) serveMultivariant(ctx context.Context, w http.ResponseWriter,
 		body = m.renderMultivariant()
 	}
 	m.mu.RUnlock()
+	body = withSubtitles(body, p.subsMedia(m.name, ""))
 	p.write(w, r, m, mimeHLS, cachePlaylist, body)
 }
 
