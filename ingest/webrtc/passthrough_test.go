@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,8 +20,8 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/h265writer"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 
-	"github.com/mps-dev/mps/ingest/tsdemux"
 	"github.com/mps-dev/mps/stream"
+	"github.com/mps-dev/mps/test/testts"
 	"github.com/mps-dev/mps/test/testutil"
 )
 
@@ -214,59 +213,6 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// publishTS publishes an MPEG-TS file's units into the hub in real time.
-func publishTS(t *testing.T, hub *stream.Hub, name string, ts []byte) {
-	t.Helper()
-	var units []tsdemux.Unit
-	d := &tsdemux.Demuxer{R: bytes.NewReader(ts), OnUnit: func(u tsdemux.Unit) error {
-		units = append(units, u)
-		return nil
-	}}
-	if err := d.Initialize(); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if err := d.Read(); err != nil {
-			if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "EOF") {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	tracks := map[*tsdemux.Track]*stream.Track{}
-	var list []*stream.Track
-	for _, u := range units {
-		if _, ok := tracks[u.Track]; !ok && u.Codec != nil {
-			st := &stream.Track{Codec: u.Codec, ClockRate: u.Track.ClockRate}
-			tracks[u.Track] = st
-			list = append(list, st)
-		}
-	}
-	pub, err := hub.Publish(name, list, stream.PublishOptions{Protocol: "srt", RemoteAddr: "127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		defer close(done)
-		start := time.Now()
-		for _, u := range units {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Until(start.Add(u.DTS))):
-			}
-			pub.WriteUnit(&stream.AccessUnit{Track: tracks[u.Track], DTS: u.DTS, PTS: u.PTS, Key: u.Key, Payload: u.Payload})
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		<-done
-		pub.Close(nil)
-	})
-}
-
 // TestWHEPPlaysH265 plays an H.265 + AAC stream (as SRT from a hardware
 // encoder brings) to a WHEP player that takes H.265: the video arrives as
 // it is and decodes, and the audio arrives as Opus.
@@ -280,7 +226,7 @@ func TestWHEPPlaysH265(t *testing.T) {
 		t.Fatalf("encode h265: %v", err)
 	}
 	f := newFixture(t, keyPolicy())
-	publishTS(t, f.hub, "live/hevc", ts)
+	testts.Publish(t, f.hub, "live/hevc", ts)
 	waitLive(t, f.hub, "live/hevc", 5*time.Second)
 
 	var got bytes.Buffer
