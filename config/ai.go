@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"time"
 )
@@ -19,6 +20,32 @@ type AI struct {
 	// Chat is the OpenAI-compatible chat-completions endpoint of summaries
 	// with method "llm". An empty URL leaves them unavailable.
 	Chat ChatEndpoint `koanf:"chat"`
+	// LiveCaptions caption the streams they match from their first
+	// publish; the API starts and stops captions of any stream too.
+	LiveCaptions []LiveCaptionRule `koanf:"live_captions"`
+}
+
+// LiveCaptionRule captions live the streams whose name matches.
+type LiveCaptionRule struct {
+	// Match is a path.Match glob on the stream name, such as "live/*".
+	Match string `koanf:"match"`
+	// Engine is "pocketsphinx" (the default) or a speech_engines name.
+	Engine string `koanf:"engine"`
+	// Language is the spoken language, ISO 639-1 (default "en").
+	Language string `koanf:"language"`
+	// Label names the subtitles rendition (default from the language).
+	Label string `koanf:"label"`
+}
+
+// LiveCaptionRuleFor returns the first live_captions rule that matches
+// streamName.
+func (c *Config) LiveCaptionRuleFor(streamName string) (LiveCaptionRule, bool) {
+	for _, r := range c.AI.LiveCaptions {
+		if ok, err := path.Match(r.Match, streamName); err == nil && ok {
+			return r, true
+		}
+	}
+	return LiveCaptionRule{}, false
 }
 
 // SpeechEngine is one OpenAI-compatible transcription endpoint.
@@ -57,6 +84,7 @@ func DefaultAI() AI {
 	return AI{
 		PocketsphinxModel: "/usr/share/pocketsphinx/model/en-us",
 		SpeechEngines:     []SpeechEngine{},
+		LiveCaptions:      []LiveCaptionRule{},
 		Chat:              ChatEndpoint{Timeout: 2 * time.Minute},
 	}
 }
@@ -94,6 +122,15 @@ func (c *Config) validateAI() []error {
 	if a.Chat.URL != "" {
 		if err := checkHTTPURL(a.Chat.URL); err != nil {
 			add("ai.chat.url %q: %w", a.Chat.URL, err)
+		}
+	}
+	for i, r := range a.LiveCaptions {
+		where := fmt.Sprintf("ai.live_captions[%d]", i)
+		if _, err := path.Match(r.Match, ""); err != nil || r.Match == "" {
+			add("%s.match %q: want a glob such as \"live/*\"", where, r.Match)
+		}
+		if _, ok := seen[r.Engine]; !ok && r.Engine != "" && r.Engine != PocketsphinxEngine {
+			add("%s.engine %q: not pocketsphinx nor a name in ai.speech_engines", where, r.Engine)
 		}
 	}
 	if a.Chat.Timeout <= 0 {

@@ -55,3 +55,35 @@ ai:
 		}
 	}
 }
+
+func TestLiveCaptionRules(t *testing.T) {
+	cfg, err := load(t, writeConfig(t, `
+ai:
+  speech_engines:
+    - {name: whisper, url: "http://127.0.0.1:8000/v1/audio/transcriptions"}
+  live_captions:
+    - {match: "live/talk-*", engine: whisper, language: de}
+    - {match: "live/*"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := cfg.LiveCaptionRuleFor("live/talk-1"); !ok || r.Engine != "whisper" || r.Language != "de" {
+		t.Errorf("live/talk-1: %+v %v", r, ok)
+	}
+	if r, ok := cfg.LiveCaptionRuleFor("live/cam"); !ok || r.Engine != "" {
+		t.Errorf("live/cam: %+v %v", r, ok)
+	}
+	if _, ok := cfg.LiveCaptionRuleFor("other/cam"); ok {
+		t.Error("other/cam matched")
+	}
+	_, err = load(t, writeConfig(t, `
+ai:
+  live_captions:
+    - {match: "[", engine: nope}
+`))
+	if err == nil || !strings.Contains(err.Error(), `ai.live_captions[0].match "["`) ||
+		!strings.Contains(err.Error(), `ai.live_captions[0].engine "nope"`) {
+		t.Fatalf("bad rule: %v", err)
+	}
+}

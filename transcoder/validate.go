@@ -66,7 +66,7 @@ var (
 	opusSampleRates    = []int{8000, 12000, 16000, 24000, 48000}
 	// reservedRungNames would clash with a stream's own files and API
 	// resources; reservedRungSuffixes with its playback files.
-	reservedRungNames    = []string{"ladder", "recording"}
+	reservedRungNames    = []string{"ladder", "recording", "captions"}
 	reservedRungSuffixes = []string{".m3u8", ".mpd", ".m4s", ".mp4", ".jpg"}
 )
 

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mps-dev/mps/ingest/pull"
+	"github.com/mps-dev/mps/livecaptions"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
@@ -130,6 +131,8 @@ func TestOpenAPISchemasMatchJSON(t *testing.T) {
 		"Capabilities":    reflect.TypeFor[transcoder.CapabilitiesView](),
 		"Pull":            reflect.TypeFor[pull.State](),
 		"RecordingStatus": reflect.TypeFor[recorder.Status](),
+		"Captions":        reflect.TypeFor[livecaptions.Info](),
+		"CaptionsOptions": reflect.TypeFor[livecaptions.Options](),
 	}
 	schemaOf := map[reflect.Type]string{}
 	for name, typ := range types {

@@ -54,6 +54,9 @@ type Config struct {
 	// interface) means this server does not record: the recording routes
 	// and /recordings/ playback answer 501.
 	Recordings RecordingControl
+	// Captions runs the live captions of streams (a *livecaptions.Manager).
+	// Nil answers the captions routes with 501.
+	Captions CaptionControl
 	// Events is the event bus GET /api/v1/events reads. Nil answers that
 	// route with 501.
 	Events *events.Bus
@@ -92,6 +95,7 @@ type Server struct {
 	caps         *transcoder.Capabilities
 
 	recordings RecordingControl
+	captions   CaptionControl
 	events     *events.Bus
 	// recordingPlayback serves /recordings/ paths.
 	recordingPlayback http.Handler
@@ -133,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		caps:         cfg.Capabilities,
 
 		recordings: cfg.Recordings,
+		captions:   cfg.Captions,
 		events:     cfg.Events,
 		serveVOD:   packager.ServeVOD,
 

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mps-dev/mps/ingest/pull"
+	"github.com/mps-dev/mps/livecaptions"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
@@ -24,6 +25,9 @@ type StreamInfo struct {
 	Pull *pull.State `json:"pull,omitempty"`
 	// Recording is what the stream's recording does, while it records.
 	Recording *recorder.Status `json:"recording,omitempty"`
+	// Captions is the state of the stream's live captions, while it is
+	// captioned.
+	Captions *livecaptions.Info `json:"captions,omitempty"`
 }
 
 // streamInfo adds the ladder, pull source and recording of st, if any, to
@@ -45,6 +49,11 @@ func (s *Server) streamInfo(st *stream.Stream) StreamInfo {
 			in.Recording = &rs
 		}
 	}
+	if s.captions != nil {
+		if ci, ok := s.captions.Info(in.Name); ok {
+			in.Captions = &ci
+		}
+	}
 	return in
 }
 
@@ -58,8 +67,8 @@ func (s *Server) listStreams(c echo.Context) error {
 	return c.JSON(http.StatusOK, infos)
 }
 
-// getStream answers GET /api/v1/streams/{name}, GET
-// /api/v1/streams/{name}/ladder and GET /api/v1/streams/{name}/recording.
+// getStream answers GET /api/v1/streams/{name} and GET on its ladder,
+// recording and captions.
 func (s *Server) getStream(c echo.Context) error {
 	name, sub, err := streamPath(c)
 	if err != nil {
@@ -70,6 +79,8 @@ func (s *Server) getStream(c echo.Context) error {
 		return s.getLadder(c, name)
 	case subRecording:
 		return s.getStreamRecording(c, name)
+	case subCaptions:
+		return s.getCaptions(c, name)
 	}
 	st, err := s.hub.Get(name)
 	if err != nil {
@@ -78,8 +89,8 @@ func (s *Server) getStream(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.streamInfo(st))
 }
 
-// putStream answers PUT /api/v1/streams/{name}/ladder; a stream itself
-// cannot be put.
+// putStream answers PUT /api/v1/streams/{name}/ladder and .../captions;
+// a stream itself cannot be put.
 func (s *Server) putStream(c echo.Context) error {
 	name, sub, err := streamPath(c)
 	if err != nil {
@@ -88,6 +99,8 @@ func (s *Server) putStream(c echo.Context) error {
 	switch sub {
 	case subLadder:
 		return s.putLadder(c, name)
+	case subCaptions:
+		return s.putCaptions(c, name)
 	case subRecording:
 		c.Response().Header().Set(echo.HeaderAllow, "GET, POST, DELETE")
 		return echo.ErrMethodNotAllowed
@@ -106,7 +119,7 @@ func (s *Server) postStream(c echo.Context) error {
 	switch sub {
 	case subRecording:
 		return s.startStreamRecording(c, name)
-	case subLadder:
+	case subLadder, subCaptions:
 		c.Response().Header().Set(echo.HeaderAllow, "GET, PUT, DELETE")
 	default:
 		c.Response().Header().Set(echo.HeaderAllow, "GET, DELETE")
@@ -115,8 +128,7 @@ func (s *Server) postStream(c echo.Context) error {
 }
 
 // deleteStream answers DELETE /api/v1/streams/{name} (kick the
-// publisher), DELETE /api/v1/streams/{name}/ladder (stop the ladder) and
-// DELETE /api/v1/streams/{name}/recording (stop recording).
+// publisher) and DELETE on its ladder, recording and captions (stop them).
 func (s *Server) deleteStream(c echo.Context) error {
 	name, sub, err := streamPath(c)
 	if err != nil {
@@ -127,6 +139,8 @@ func (s *Server) deleteStream(c echo.Context) error {
 		return s.deleteLadder(c, name)
 	case subRecording:
 		return s.stopStreamRecording(c, name)
+	case subCaptions:
+		return s.deleteCaptions(c, name)
 	}
 	return s.kickStream(c, name)
 }
@@ -153,12 +167,12 @@ func (s *Server) kickStream(c echo.Context, name string) error {
 const subLadder = "ladder"
 
 // streamSubresources are the sub-resources a stream path may end with.
-var streamSubresources = []string{subLadder, subRecording}
+var streamSubresources = []string{subLadder, subRecording, subCaptions}
 
 // streamPath splits the {name}[/{sub}] part of a /api/v1/streams/ path,
 // such as "live/cam1" or "live/cam1/ladder", into the stream name and the
-// sub-resource ("" for the stream itself). A trailing "/ladder" or
-// "/recording" after a name of two or more parts is that sub-resource. It
+// sub-resource ("" for the stream itself). A trailing "/ladder",
+// "/recording" or "/captions" after a name of two or more parts is that sub-resource. It
 // would hide a rung of that name, so rungs must not be named so (see the
 // transcoder's reserved rung names). A stream needs an application and a
 // name, so "live/ladder" stays the stream of that name. It returns a 400

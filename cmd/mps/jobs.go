@@ -8,13 +8,15 @@ import (
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/recorder"
+	"github.com/mps-dev/mps/speech"
 	"github.com/mps-dev/mps/transcoder"
 	"github.com/mps-dev/mps/vod"
 )
 
 // startJobs starts the VOD job engine of cfg.Jobs, or returns nil when it
 // is disabled.
-func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabilities, rec *recorder.Recorder, bus *events.Bus, log *slog.Logger) (*vod.Engine, error) {
+func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabilities, rec *recorder.Recorder, bus *events.Bus,
+	engines map[string]speech.Engine, log *slog.Logger) (*vod.Engine, error) {
 	jc := cfg.Jobs
 	if !jc.Enabled {
 		return nil, nil
@@ -43,6 +45,8 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 			MaxDownload:  jc.URLInputs.MaxSize,
 		},
 		Runners:       vod.Runners(),
+		Speech:        engines,
+		Chat:          chatEndpoint(cfg),
 		Presets:       vod.Presets(),
 		Workflows:     workflows,
 		WatchInterval: jc.WatchInterval,

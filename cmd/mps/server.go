@@ -16,6 +16,7 @@ import (
 	"github.com/mps-dev/mps/ingest/rtmp"
 	"github.com/mps-dev/mps/ingest/rtsp"
 	"github.com/mps-dev/mps/ingest/srt"
+	"github.com/mps-dev/mps/livecaptions"
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
@@ -37,6 +38,7 @@ type server struct {
 	transcoding *transcoding
 	events      *events.Bus
 	recorder    *recorder.Recorder
+	captions    *livecaptions.Manager
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
 	srt         *srt.Server  // nil when SRT is disabled
@@ -66,8 +68,11 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	engines := speechEngines(cfg, log)
+	s.captions = startLiveCaptions(cfg, s.hub, engines, log)
 	pcfg := packagerConfig(cfg.Packager, log)
 	pcfg.Ladders = s.transcoding.manager
+	pcfg.Captions = s.captions
 	s.packager = packager.New(s.hub, pcfg)
 	s.events = events.NewBus(0)
 	s.events.LogTo(log)
@@ -76,7 +81,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, log)
+	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, engines, log)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		jobs = s.jobs
 	}
 
-	publishHooks := onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log))
+	publishHooks := onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log), captionRules(cfg, s.captions, log))
 	wrtc, stopWebRTC, err := startWebRTC(cfg, s.hub, s.transcoding.admit, publishHooks, log)
 	if err != nil {
 		return nil, err
@@ -105,6 +110,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		TemplateList: func() []transcoder.Template { return cfg.Ladders },
 		Capabilities: s.transcoding.caps,
 		Recordings:   s.recorder,
+		Captions:     s.captions,
 		Events:       s.events,
 		Jobs:         jobs,
 		JobsDir:      cfg.Jobs.Dir,
@@ -242,6 +248,9 @@ func (s *server) close() {
 		_ = s.httpLn.Close()
 	}
 	s.transcoding.close()
+	if s.captions != nil {
+		s.captions.Close()
+	}
 	if s.recorder != nil {
 		s.recorder.Close()
 	}

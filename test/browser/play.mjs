@@ -19,6 +19,9 @@
 //   --switch           once playing, force a switch to the rendition with the
 //                      smallest height and check that playback goes on in it
 //                      (the played height must become that rendition's)
+//   --subtitles        once playing, turn the first subtitles track on and
+//                      play on until one of its cues is active (showing) at
+//                      the video's current time; the cues seen are reported
 //
 // With PLAY_DEBUG=1 in the environment, the player's debug log and every
 // request and response are written to stderr.
@@ -49,6 +52,7 @@ const { values: opts } = parseArgs({
     'same-origin': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     switch: { type: 'boolean', default: false },
+    subtitles: { type: 'boolean', default: false },
   },
 });
 
@@ -97,6 +101,32 @@ window.__mps.switchTo = (idx) => {
   if (window.Hls && p instanceof Hls) { p.currentLevel = idx; return; }
   p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
   p.setRepresentationForTypeByIndex('video', idx, true);
+};
+// subtitlesOn turns the first subtitles track on; activeCues lists the
+// cues of showing text tracks that are active now.
+window.__mps.subtitlesOn = () => {
+  const p = window.__player;
+  if (window.Hls && p instanceof Hls) {
+    p.subtitleDisplay = true;
+    p.subtitleTrack = 0;
+  } else if (p && p.setTextTrack) {
+    p.enableText(true);
+    p.setTextTrack(0);
+  }
+  const v = document.getElementById('v');
+  for (const tt of v.textTracks) {
+    if (tt.kind === 'subtitles' || tt.kind === 'captions') tt.mode = 'showing';
+  }
+  return Array.from(v.textTracks).map((tt) => ({ kind: tt.kind, label: tt.label, language: tt.language, mode: tt.mode }));
+};
+window.__mps.activeCues = () => {
+  const v = document.getElementById('v');
+  const out = [];
+  for (const tt of v.textTracks) {
+    if (tt.mode !== 'showing' || !tt.activeCues) continue;
+    for (const c of tt.activeCues) out.push({ text: c.text, start: c.startTime, end: c.endTime, at: v.currentTime });
+  }
+  return out;
 };
 const state = window.__mps;
 const video = document.getElementById('v');
@@ -248,6 +278,8 @@ const result = {
   levels: [], // with --switch: the video renditions offered
   switchedTo: null, // with --switch: {index, height} of the forced rendition
   switchTime: null, // with --switch: currentTime when the switch was asked
+  textTracks: [], // with --subtitles: the text tracks of the video element
+  activeCues: [], // with --subtitles: the distinct cues seen active, with the currentTime when first seen
 };
 
 let browser;
@@ -356,13 +388,32 @@ try {
       result.framesStart = s.frames;
     }
   }
+  const seen = new Set();
+  const watchCues = async () => {
+    for (const c of await pg.evaluate(() => window.__mps.activeCues())) {
+      const key = c.text + '@' + c.start;
+      if (!seen.has(key)) { seen.add(key); result.activeCues.push(c); }
+    }
+  };
+  if (opts.subtitles && !s.errors.length && s.t > 0) {
+    // hls.js lists subtitle tracks once the manifest is parsed; the
+    // element's text track may come a moment later.
+    for (let i = 0; i < 20; i++) {
+      result.textTracks = await pg.evaluate(() => window.__mps.subtitlesOn());
+      if (result.textTracks.some((t) => t.mode === 'showing')) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
   if (!s.errors.length && Date.now() <= deadline) {
-    // Let it play until currentTime advanced by wantAdvance seconds.
+    // Let it play until currentTime advanced by wantAdvance seconds (and,
+    // with --subtitles, until a cue was active).
     for (;;) {
       await new Promise((r) => setTimeout(r, 250));
       s = await sample();
+      if (opts.subtitles) await watchCues();
       if (s.errors.length) break;
-      if (s.t - result.startTime >= wantAdvance && s.frames > result.framesStart && (!wantHeight || s.h === wantHeight)) break;
+      if (s.t - result.startTime >= wantAdvance && s.frames > result.framesStart && (!wantHeight || s.h === wantHeight) &&
+        (!opts.subtitles || result.activeCues.length > 0)) break;
       if (Date.now() > deadline) break;
     }
   }
@@ -384,6 +435,8 @@ try {
   if (!(result.advanced >= wantAdvance)) problems.push(`currentTime advanced ${result.advanced}s, want >= ${wantAdvance}s`);
   if (!(result.framesEnd > result.framesStart)) problems.push(`totalVideoFrames did not grow (${result.framesStart} -> ${result.framesEnd})`);
   if (wantHeight && result.videoHeight !== wantHeight) problems.push(`after the switch the video is ${result.videoHeight} px high, want ${wantHeight}`);
+  if (opts.subtitles && !result.textTracks.some((t) => t.mode === 'showing')) problems.push(`no subtitles track to show: ${JSON.stringify(result.textTracks)}`);
+  if (opts.subtitles && result.activeCues.length === 0) problems.push('no subtitle cue became active while the video played');
   result.ok = problems.length === 0;
   await finish(problems.join('; '));
 } catch (e) {

@@ -51,6 +51,20 @@ type playResult struct {
 		Index  int `json:"index"`
 		Height int `json:"height"`
 	} `json:"switchedTo"`
+	// With --subtitles: the video element's text tracks, and the cues seen
+	// active (with the currentTime when first seen).
+	TextTracks []struct {
+		Kind     string `json:"kind"`
+		Label    string `json:"label"`
+		Language string `json:"language"`
+		Mode     string `json:"mode"`
+	} `json:"textTracks"`
+	ActiveCues []struct {
+		Text  string  `json:"text"`
+		Start float64 `json:"start"`
+		End   float64 `json:"end"`
+		At    float64 `json:"at"`
+	} `json:"activeCues"`
 }
 
 // browserDir returns test/browser, or skips (outside CI) when its npm
