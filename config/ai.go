@@ -2,9 +2,14 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/mps-dev/mps/vod"
 )
 
 // AI configures media AI: the speech recognition engines of captions and
@@ -23,6 +28,34 @@ type AI struct {
 	// LiveCaptions caption the streams they match from their first
 	// publish; the API starts and stops captions of any stream too.
 	LiveCaptions []LiveCaptionRule `koanf:"live_captions"`
+	// LiveQC watch the streams they match for technical problems from
+	// their first publish, and publish each as a qc.alert event.
+	LiveQC []LiveQCRule `koanf:"live_qc"`
+}
+
+// LiveQCRule runs a qc template live on the streams whose name matches.
+type LiveQCRule struct {
+	// Match is a path.Match glob on the stream name, such as "live/*".
+	Match string `koanf:"match"`
+	// Template is a built-in qc preset (default "qc-default").
+	Template string `koanf:"template"`
+}
+
+// DefaultQCTemplate is the qc preset a live_qc rule runs by default.
+const DefaultQCTemplate = "qc-default"
+
+// LiveQCRuleFor returns the first live_qc rule that matches streamName,
+// with its template filled in.
+func (c *Config) LiveQCRuleFor(streamName string) (LiveQCRule, bool) {
+	for _, r := range c.AI.LiveQC {
+		if ok, err := path.Match(r.Match, streamName); err == nil && ok {
+			if r.Template == "" {
+				r.Template = DefaultQCTemplate
+			}
+			return r, true
+		}
+	}
+	return LiveQCRule{}, false
 }
 
 // LiveCaptionRule captions live the streams whose name matches.
@@ -85,6 +118,7 @@ func DefaultAI() AI {
 		PocketsphinxModel: "/usr/share/pocketsphinx/model/en-us",
 		SpeechEngines:     []SpeechEngine{},
 		LiveCaptions:      []LiveCaptionRule{},
+		LiveQC:            []LiveQCRule{},
 		Chat:              ChatEndpoint{Timeout: 2 * time.Minute},
 	}
 }
@@ -131,6 +165,16 @@ func (c *Config) validateAI() []error {
 		}
 		if _, ok := seen[r.Engine]; !ok && r.Engine != "" && r.Engine != PocketsphinxEngine {
 			add("%s.engine %q: not pocketsphinx nor a name in ai.speech_engines", where, r.Engine)
+		}
+	}
+	presets := vod.QCPresets()
+	for i, r := range a.LiveQC {
+		where := fmt.Sprintf("ai.live_qc[%d]", i)
+		if _, err := path.Match(r.Match, ""); err != nil || r.Match == "" {
+			add("%s.match %q: want a glob such as \"live/*\"", where, r.Match)
+		}
+		if _, ok := presets[r.Template]; !ok && r.Template != "" {
+			add("%s.template %q: not a qc preset (%s)", where, r.Template, strings.Join(slices.Sorted(maps.Keys(presets)), ", "))
 		}
 	}
 	if a.Chat.Timeout <= 0 {

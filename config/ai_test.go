@@ -87,3 +87,25 @@ ai:
 		t.Fatalf("bad rule: %v", err)
 	}
 }
+
+func TestLiveQCRules(t *testing.T) {
+	cfg, err := load(t, writeConfig(t, `
+ai:
+  live_qc:
+    - {match: "live/*"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := cfg.LiveQCRuleFor("live/cam"); !ok || r.Template != "qc-default" {
+		t.Errorf("live/cam: %+v %v", r, ok)
+	}
+	_, err = load(t, writeConfig(t, `
+ai:
+  live_qc:
+    - {match: "live/*", template: nope}
+`))
+	if err == nil || !strings.Contains(err.Error(), `ai.live_qc[0].template "nope": not a qc preset (qc-default)`) {
+		t.Fatalf("bad template: %v", err)
+	}
+}

@@ -23,6 +23,7 @@ const (
 	RecordingDeleted       = "recording.deleted"
 	StreamStarted          = "stream.started"
 	StreamEnded            = "stream.ended"
+	QCAlert                = "qc.alert"
 )
 
 // Event is one thing that happened.

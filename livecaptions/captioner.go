@@ -1,22 +1,18 @@
 package livecaptions
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"runtime"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mps-dev/mps/captions"
-	"github.com/mps-dev/mps/ingest/tsdemux"
+	"github.com/mps-dev/mps/ffpipe"
 	"github.com/mps-dev/mps/speech"
 	"github.com/mps-dev/mps/stream"
 )
@@ -215,11 +211,7 @@ type pipeline struct {
 	c      *captioner
 	sc     *sessionCues
 	track  *stream.Track
-	mux    *tsdemux.Muxer
-	muxBuf bytes.Buffer
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	in     chan []byte
+	child  *ffpipe.Child
 	chunks chan chunk
 	base   time.Duration // session time of the first PCM sample
 	based  bool
@@ -230,65 +222,32 @@ type pipeline struct {
 // decoderArgs make ffmpeg turn MPEG-TS audio into 16 kHz mono s16le, with
 // gaps filled so that sample counts keep time.
 func decoderArgs() []string {
-	return []string{"-hide_banner", "-loglevel", "error", "-nostdin",
-		"-probesize", "32768", "-analyzeduration", "500000", "-f", "mpegts", "-i", "pipe:0",
-		"-vn", "-af", "aresample=async=1:first_pts=0", "-ar", "16000", "-ac", "1", "-f", "s16le", "pipe:1"}
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, ffpipe.InputArgs...)
+	return append(args, "-vn", "-af", "aresample=async=1:first_pts=0", "-ar", "16000", "-ac", "1", "-f", "s16le", "pipe:1")
 }
 
 func (c *captioner) newPipeline(s *stream.Session, audio *stream.Track, sc *sessionCues) (*pipeline, error) {
-	p := &pipeline{c: c, sc: sc, track: audio, in: make(chan []byte, 512), chunks: make(chan chunk, queueChunks)}
-	p.mux = &tsdemux.Muxer{W: &p.muxBuf, Tracks: []*stream.Track{audio}}
-	if err := p.mux.Initialize(); err != nil {
+	child, err := ffpipe.Start(c.m.cfg.FFmpeg, decoderArgs(), []*stream.Track{audio})
+	if err != nil {
 		return nil, fmt.Errorf("%s audio: %w", audio.CodecName(), err)
 	}
-	cmd := exec.Command(c.m.cfg.FFmpeg, decoderArgs()...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		// Locked to its thread, so that Pdeathsig fires only when mps dies.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("start %s: %w", c.m.cfg.FFmpeg, err)
-			close(exited)
-			return
-		}
-		started <- nil
-		werr := cmd.Wait()
-		if werr != nil && c.ctx.Err() == nil {
-			c.log.Warn("live captions decoder", "error", werr.Error(), "stderr", lastLine(stderr.String()))
-		}
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		stdin.Close()
-		return nil, err
-	}
-	p.cmd, p.stdin = cmd, stdin
+	p := &pipeline{c: c, sc: sc, track: audio, child: child, chunks: make(chan chunk, queueChunks)}
 	p.wg.Add(3)
-	go p.feed()
-	go p.read(stdout, exited)
+	go p.read()
+	go p.logErrors()
 	go p.recognise()
 	return p, nil
 }
 
-func lastLine(s string) string {
-	s = string(bytes.TrimSpace([]byte(s)))
-	if i := bytes.LastIndexByte([]byte(s), '\n'); i >= 0 {
-		return s[i+1:]
+// logErrors logs what the decoder says (it only speaks of errors).
+func (p *pipeline) logErrors() {
+	defer p.wg.Done()
+	sc := bufio.NewScanner(p.child.Stderr)
+	for sc.Scan() {
+		if p.c.ctx.Err() == nil {
+			p.c.log.Warn("live captions decoder", "error", sc.Text())
+		}
 	}
-	return s
 }
 
 // write hands one audio access unit to the decoder. It never blocks: when
@@ -303,43 +262,17 @@ func (p *pipeline) write(au *stream.AccessUnit) {
 	p.c.mu.Lock()
 	p.c.received = max(p.c.received, au.PTS)
 	p.c.mu.Unlock()
-	p.muxBuf.Reset()
-	if err := p.mux.WriteUnit(au); err != nil || p.muxBuf.Len() == 0 {
-		return
-	}
-	select {
-	case p.in <- append([]byte(nil), p.muxBuf.Bytes()...):
-	default:
-		p.c.log.Debug("live captions decoder busy: audio dropped")
-	}
-}
-
-func (p *pipeline) feed() {
-	defer p.wg.Done()
-	defer p.stdin.Close()
-	for {
-		select {
-		case b, ok := <-p.in:
-			if !ok {
-				return
-			}
-			if _, err := p.stdin.Write(b); err != nil {
-				return
-			}
-		case <-p.c.ctx.Done():
-			return
-		}
-	}
+	p.child.Write(au)
 }
 
 // read cuts the decoder's PCM into chunks until it ends.
-func (p *pipeline) read(stdout io.Reader, exited chan struct{}) {
+func (p *pipeline) read() {
 	defer p.wg.Done()
 	defer close(p.chunks)
 	ch := newChunker(p.c.m.cfg.MaxChunk)
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := stdout.Read(buf)
+		n, err := p.child.Stdout.Read(buf)
 		for _, k := range ch.write(buf[:n]) {
 			p.queue(k)
 		}
@@ -350,7 +283,6 @@ func (p *pipeline) read(stdout io.Reader, exited chan struct{}) {
 	if k, ok := ch.flush(); ok && p.c.ctx.Err() == nil {
 		p.queue(k)
 	}
-	<-exited
 }
 
 // queue hands a chunk to recognition, dropping the oldest waiting one
@@ -445,13 +377,17 @@ func (p *pipeline) done(k chunk, cues []captions.Cue) {
 }
 
 // finish ends the session: the decoder gets end of input and what is left
-// is recognised.
+// is recognised (at once, when the captioner is stopping).
 func (p *pipeline) finish() {
 	p.once.Do(func() {
-		close(p.in)
+		if p.c.ctx.Err() != nil {
+			p.child.Kill()
+		}
+		p.child.CloseInput()
+		p.child.Wait(10 * time.Second)
 		p.wg.Wait()
-		if p.cmd.Process != nil {
-			p.cmd.Process.Kill()
+		if n := p.child.Dropped; n > 0 {
+			p.c.log.Warn("live captions decoder fell behind: audio dropped", "units", n)
 		}
 		p.c.endSession(p.sc)
 	})

@@ -241,6 +241,10 @@ type qcOpenSpan struct {
 // printers' lines and the filters' own log lines, and reports each span
 // once when both are present. It is not safe for concurrent use.
 type QCDetector struct {
+	// Offset, in seconds, is added to every time the filters report: for
+	// a live stream, the stream time at which ffmpeg's time 0 is.
+	Offset float64
+
 	p        QCParams
 	parser   DetectParser
 	black    qcOpenSpan
@@ -268,6 +272,13 @@ func NewQCDetector(p QCParams) *QCDetector {
 func (d *QCDetector) Line(line string) []QCIssue {
 	var out []QCIssue
 	for _, det := range d.parser.Line(line) {
+		if det.Time >= 0 {
+			det.Time += d.Offset
+		}
+		switch det.Key {
+		case KeyBlackStart, KeyBlackEnd, KeyFreezeStart, KeyFreezeEnd, KeySilenceStart, KeySilenceEnd:
+			det.Value += d.Offset
+		}
 		if det.Time > d.lastTime {
 			d.lastTime = det.Time
 		}

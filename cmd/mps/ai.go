@@ -1,15 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"time"
 
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/ingest/auth"
 	"github.com/mps-dev/mps/livecaptions"
+	"github.com/mps-dev/mps/liveqc"
 	"github.com/mps-dev/mps/speech"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/summary"
+	"github.com/mps-dev/mps/vod"
 )
 
 // speechEngines builds the speech engines of cfg's ai section: the
@@ -63,6 +66,25 @@ func captionRules(cfg *config.Config, lc *livecaptions.Manager, log *slog.Logger
 		}
 		if err := lc.Start(pi.Name, livecaptions.Options{Engine: r.Engine, Language: r.Language, Label: r.Label}); err != nil {
 			log.Warn("live captions not started", "stream", pi.Name, "error", err.Error())
+		}
+	}
+}
+
+// liveQCRules starts the live QC that ai.live_qc asks for when a stream
+// is published.
+func liveQCRules(cfg *config.Config, qc *liveqc.Manager, log *slog.Logger) func(auth.PublishInfo) {
+	return func(pi auth.PublishInfo) {
+		r, ok := cfg.LiveQCRuleFor(pi.Name)
+		if !ok || qc.Running(pi.Name) {
+			return
+		}
+		var p vod.QCParams
+		if err := json.Unmarshal(vod.QCPresets()[r.Template], &p); err != nil {
+			log.Warn("live qc not started", "stream", pi.Name, "template", r.Template, "error", err.Error())
+			return
+		}
+		if err := qc.Start(pi.Name, p); err != nil {
+			log.Warn("live qc not started", "stream", pi.Name, "error", err.Error())
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mps-dev/mps/ingest/rtsp"
 	"github.com/mps-dev/mps/ingest/srt"
 	"github.com/mps-dev/mps/livecaptions"
+	"github.com/mps-dev/mps/liveqc"
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/recorder"
 	"github.com/mps-dev/mps/stream"
@@ -39,6 +40,7 @@ type server struct {
 	events      *events.Bus
 	recorder    *recorder.Recorder
 	captions    *livecaptions.Manager
+	qc          *liveqc.Manager
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
 	srt         *srt.Server  // nil when SRT is disabled
@@ -90,7 +92,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		jobs = s.jobs
 	}
 
-	publishHooks := onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log), captionRules(cfg, s.captions, log))
+	s.qc = liveqc.New(liveqc.Config{Hub: s.hub, Events: s.events, FFmpeg: cfg.Transcoder.FFmpeg, Logger: log})
+	publishHooks := onPublishAll(s.transcoding.onPublish, recordParam(s.recorder, log), captionRules(cfg, s.captions, log),
+		liveQCRules(cfg, s.qc, log))
 	wrtc, stopWebRTC, err := startWebRTC(cfg, s.hub, s.transcoding.admit, publishHooks, log)
 	if err != nil {
 		return nil, err
@@ -250,6 +254,9 @@ func (s *server) close() {
 	s.transcoding.close()
 	if s.captions != nil {
 		s.captions.Close()
+	}
+	if s.qc != nil {
+		s.qc.Close()
 	}
 	if s.recorder != nil {
 		s.recorder.Close()

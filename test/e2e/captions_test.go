@@ -166,3 +166,37 @@ func captionLag(t *testing.T, s *server, subs string) time.Duration {
 	sLast, _ := sum(subs)
 	return time.Duration(vLast-sLast) * 2 * time.Second
 }
+
+// TestLiveQCAlerts publishes a stream whose picture goes black for 2 s
+// to a server whose live_qc rule matches it: a qc.alert event with the
+// black span comes while the stream goes on.
+func TestLiveQCAlerts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOptions{Config: fastConfig + `
+ai:
+  live_qc:
+    - {match: "live/qc*"}
+`})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startProc(t, ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-vf", "drawbox=color=black:t=fill:enable='between(t,4,6)'", "-t", "12",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac", "-f", "flv", s.RTMPURL("live/qc1"))
+	var alert apiEvent
+	waitFor(t, 25*time.Second, "a qc.alert of black video", func() bool {
+		for _, e := range s.events(t, 0, "qc.alert", "live/qc1") {
+			if e.Data["type"] == "black" {
+				alert = e
+				return true
+			}
+		}
+		return false
+	})
+	start, _ := alert.num("start")
+	end, _ := alert.num("end")
+	if d := end - start; d < 1.5 || d > 2.5 || alert.Data["severity"] != "warning" {
+		t.Errorf("black alert %v: want a 2 s warning", alert)
+	}
+	t.Logf("alert: %v", alert)
+}
