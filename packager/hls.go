@@ -96,8 +96,15 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 	b.Grow(2048 + 128*len(segs))
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n")
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	holdBack := time.Duration(3*target) * time.Second
+	partHoldBack := 3 * partTarget
+	if m.captioned() {
+		// Live captions come a segment and the recognition time after
+		// the media: players must stay that far behind to show them.
+		partHoldBack = holdBack
+	}
 	fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s,HOLD-BACK=%s\n",
-		seconds(3*partTarget), seconds(time.Duration(3*target)*time.Second))
+		seconds(partHoldBack), seconds(holdBack))
 	fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", seconds(partTarget))
 	msn := m.nextMSN
 	if len(segs) > 0 {

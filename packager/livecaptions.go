@@ -36,6 +36,22 @@ const (
 	subsGroup        = "subs"
 )
 
+// captioned reports whether m's stream, or the source it is a rendition
+// of, has live captions.
+func (m *muxer) captioned() bool {
+	if m.cfg.Captions == nil {
+		return false
+	}
+	name := m.name
+	if m.sourceOf != nil {
+		if src := m.sourceOf(); src != nil {
+			name = src.name
+		}
+	}
+	_, _, ok := m.cfg.Captions.Captions(name)
+	return ok
+}
+
 // subsSegmentName is the WebVTT segment of media segment msn.
 func (m *muxer) subsSegmentName(msn uint64) string {
 	return fmt.Sprintf("%s_subs_%d.vtt", m.prefix, msn)

@@ -92,6 +92,10 @@ func TestLiveCaptionsRendition(t *testing.T) {
 		t.Fatalf("subs playlist at 4.5 s lists %d segments:\n%s", len(listed), subs)
 	}
 	_, media0, _ := ts.get(t, "/live/cc/t0.m3u8")
+	// Players stay far enough behind live for the captions to arrive.
+	if m := regexp.MustCompile(`PART-HOLD-BACK=([0-9.]+),HOLD-BACK=([0-9.]+)`).FindStringSubmatch(media0); m == nil || m[1] != m[2] {
+		t.Errorf("a captioned stream's hold-backs %v, want PART-HOLD-BACK = HOLD-BACK", m)
+	}
 	for _, l := range listed {
 		if !strings.Contains(media0, "_"+l[2]+".m4s") {
 			t.Errorf("subtitle segment %s has no media segment of the same number", l[1])

@@ -14,6 +14,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mps-dev/mps/captions"
+)
+
+// threeSentences are spoken at threeAt seconds in the captions test.
+var (
+	threeSentences = []string{"The weather is nice today.", "Thank you very much for your help.", "The children are playing in the park."}
+	threeAt        = []float64{1, 7, 13}
 )
 
 // fakeTranscriptionServer is an OpenAI-compatible transcription endpoint
@@ -63,6 +71,7 @@ func TestAIJobs(t *testing.T) {
 	t.Parallel()
 	env := newJobEnv(t)
 	makeSpeechMP4(t, filepath.Join(env.Media, "talk.mp4"))
+	makeSpeech(t, filepath.Join(env.Media, "three.mp4"), threeSentences, threeAt, 20)
 	makeClip(t, filepath.Join(env.Media, "silent.mp4"), clipOptions{Dur: 3, NoAudio: true})
 	fake, fakeHits := fakeTranscriptionServer(t)
 	s := startServer(t, serverOptions{Config: env.config("") + `
@@ -73,6 +82,7 @@ ai:
 `})
 	const jobTimeout = 3 * time.Minute
 
+	three := s.mustSubmit(t, jobSpec{Input: pathInput("three.mp4"), Tasks: []jobTask{{Type: "captions", Template: "captions-en"}}})
 	talk := s.mustSubmit(t, jobSpec{Input: pathInput("talk.mp4"), Tasks: []jobTask{
 		{Type: "adaptive", Template: "adaptive-default"},
 		{Type: "captions", Template: "captions-en"},
@@ -89,6 +99,45 @@ ai:
 	down := s.mustSubmit(t, jobSpec{Input: pathInput("talk.mp4"), Tasks: []jobTask{
 		{Type: "captions", Template: "captions-en", Params: map[string]any{"engine": "down"}},
 	}})
+
+	t.Run("three sentences", func(t *testing.T) {
+		j := waitJobSucceeded(t, s, three.ID, jobTimeout)
+		vtt, err := captions.ParseVTT(strings.NewReader(string(s.fetchOutput(t, j.output(t, 0, "vtt")))))
+		if err != nil {
+			t.Fatalf("VTT does not parse: %v", err)
+		}
+		srt, err := captions.ParseSRT(strings.NewReader(string(s.fetchOutput(t, j.output(t, 0, "srt")))))
+		if err != nil || len(srt) != len(vtt) {
+			t.Fatalf("SRT: %v, %d cues for %d in the VTT", err, len(srt), len(vtt))
+		}
+		var heard []string
+		for _, c := range vtt {
+			heard = append(heard, strings.ReplaceAll(c.Text, "\n", " "))
+		}
+		wer := captions.WordErrorRate(strings.Join(threeSentences, " "), strings.Join(heard, " "))
+		t.Logf("cues %+v; word error rate %.1f%%", vtt, 100*wer)
+		if wer > 0.15 {
+			t.Errorf("word error rate %.1f%%, want at most 15%%", 100*wer)
+		}
+		// Each sentence's first cue starts within 1 s of when it was spoken.
+		for i, at := range threeAt {
+			var first *captions.Cue
+			for k := range vtt {
+				c := &vtt[k]
+				if c.Start >= time.Duration((at-1)*float64(time.Second)) && (i+1 == len(threeAt) || c.Start < time.Duration(threeAt[i+1]*float64(time.Second))-time.Second) {
+					first = c
+					break
+				}
+			}
+			if first == nil {
+				t.Errorf("no cue for sentence %d (spoken at %.0f s)", i+1, at)
+				continue
+			}
+			if d := first.Start.Seconds() - at; d < -1 || d > 1 {
+				t.Errorf("sentence %d spoken at %.0f s: its cue starts at %.2f s", i+1, at, first.Start.Seconds())
+			}
+		}
+	})
 
 	t.Run("captions and summary", func(t *testing.T) {
 		j := waitJobSucceeded(t, s, talk.ID, jobTimeout)

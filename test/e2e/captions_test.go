@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -27,24 +28,37 @@ ai:
     - {match: "live/talk*", engine: pocketsphinx, language: en}
 `
 
-// speechSentences are spoken, in order, in the media made by makeSpeechMP4.
+// speechSentences are spoken, in order, at 2 s and 7 s in the media made
+// by makeSpeechMP4.
 var speechSentences = []string{"The weather is nice today.", "Please open the door for me."}
 
-// makeSpeechMP4 makes 12 s of 640x360 testsrc2 with the sentences spoken
-// (flite, voice slt) at 2 s and 7 s, for looping, at out ("" for a
+// makeSpeechMP4 makes 12 s of 640x360 testsrc2 with speechSentences
+// spoken (flite, voice slt) at 2 s and 7 s, for looping, at out ("" for a
 // temporary file).
 func makeSpeechMP4(t *testing.T, out string) string {
 	t.Helper()
 	if out == "" {
 		out = filepath.Join(t.TempDir(), "speech.mp4")
 	}
-	cmd := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "flite=text='"+speechSentences[0]+"':voice=slt",
-		"-f", "lavfi", "-i", "flite=text='"+speechSentences[1]+"':voice=slt",
-		"-filter_complex", "[1]adelay=2000,apad[a1];[2]adelay=7000,apad[a2];[a1][a2]amix=inputs=2:duration=longest:normalize=0,aresample=48000[a]",
-		"-map", "0:v", "-map", "[a]", "-t", "12", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
+	return makeSpeech(t, out, speechSentences, []float64{2, 7}, 12)
+}
+
+// makeSpeech makes dur seconds of 640x360 testsrc2 (H.264) with each
+// sentence spoken (flite, voice slt, AAC) from its time in at.
+func makeSpeech(t *testing.T, out string, sentences []string, at []float64, dur float64) string {
+	t.Helper()
+	args := []string{"-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"}
+	var graph, mix strings.Builder
+	for i, s := range sentences {
+		args = append(args, "-f", "lavfi", "-i", "flite=text='"+strings.ReplaceAll(s, "'", "")+"':voice=slt")
+		fmt.Fprintf(&graph, "[%d]adelay=%d,apad[a%d];", i+1, int(at[i]*1000), i)
+		fmt.Fprintf(&mix, "[a%d]", i)
+	}
+	fmt.Fprintf(&graph, "%samix=inputs=%d:duration=longest:normalize=0,aresample=48000[a]", mix.String(), len(sentences))
+	args = append(args, "-filter_complex", graph.String(), "-map", "0:v", "-map", "[a]", "-t", strconv.FormatFloat(dur, 'f', -1, 64),
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+		"-movflags", "+faststart", out)
+	if b, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("make speech: %v\n%s", err, b)
 	}
 	return out
