@@ -19,10 +19,12 @@ BROWSER_DIR := test/browser
 # sudo only when not root (and only when something must be installed).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages as package:command; a package is installed only when its
-# command is missing.
-RUN_PACKAGES  := ffmpeg:ffmpeg
-TEST_PACKAGES := ffmpeg:ffmpeg chromium:chromium
+# Debian packages as package:command (or package:/path/of/a/file); a
+# package is installed only when its command (or file) is missing.
+# pocketsphinx-en-us is the speech model of captions (ffmpeg's asr filter).
+SPEECH_MODEL  := pocketsphinx-en-us:/usr/share/pocketsphinx/model/en-us/en-us.lm.bin
+RUN_PACKAGES  := ffmpeg:ffmpeg $(SPEECH_MODEL)
+TEST_PACKAGES := ffmpeg:ffmpeg chromium:chromium $(SPEECH_MODEL)
 
 GO_FILES = $(shell find . -name '*.go' -not -path '*/node_modules/*' -not -path './bin/*')
 
@@ -34,7 +36,11 @@ all: build
 define apt_install
 	@missing=""; \
 	for pc in $(1); do \
-		command -v "$${pc##*:}" >/dev/null 2>&1 || missing="$$missing $${pc%%:*}"; \
+		what="$${pc#*:}"; \
+		case "$$what" in \
+		/*) [ -e "$$what" ] || missing="$$missing $${pc%%:*}" ;; \
+		*) command -v "$$what" >/dev/null 2>&1 || missing="$$missing $${pc%%:*}" ;; \
+		esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
