@@ -106,21 +106,7 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 	fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%s,HOLD-BACK=%s\n",
 		seconds(partHoldBack), seconds(holdBack))
 	fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%s\n", seconds(partTarget))
-	msn := m.nextMSN
-	if len(segs) > 0 {
-		msn = segs[0].msn
-	}
-	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", msn)
-	discSeq := m.cc
-	if len(segs) > 0 {
-		discSeq = segs[0].cc
-		if segs[0].discontinuity {
-			discSeq--
-		}
-	}
-	if discSeq > 0 {
-		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", discSeq)
-	}
+	m.writeSequences(&b, segs)
 
 	// Parts are listed for the segments of roughly the last three target
 	// durations, as LL-HLS asks.
@@ -174,6 +160,24 @@ func (m *muxer) renderMediaPlaylist(track int) []byte {
 	}
 	fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s\"\n", m.partName(track, hintMSN, hintPart))
 	return b.Bytes()
+}
+
+// writeSequences writes the media and discontinuity sequence numbers of a
+// playlist listing segs.
+func (m *muxer) writeSequences(b *bytes.Buffer, segs []*segment) {
+	msn := m.nextMSN
+	discSeq := m.cc
+	if len(segs) > 0 {
+		msn = segs[0].msn
+		discSeq = segs[0].cc
+		if segs[0].discontinuity {
+			discSeq--
+		}
+	}
+	fmt.Fprintf(b, "#EXT-X-MEDIA-SEQUENCE:%d\n", msn)
+	if discSeq > 0 {
+		fmt.Fprintf(b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", discSeq)
+	}
 }
 
 func writeDateTime(b *bytes.Buffer, s *segment) {

@@ -132,21 +132,7 @@ func (p *Packager) renderSubsPlaylist(m *muxer) []byte {
 	var b bytes.Buffer
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n")
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
-	msn := m.nextMSN
-	if len(segs) > 0 {
-		msn = segs[0].msn
-	}
-	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", msn)
-	discSeq := m.cc
-	if len(segs) > 0 {
-		discSeq = segs[0].cc
-		if segs[0].discontinuity {
-			discSeq--
-		}
-	}
-	if discSeq > 0 {
-		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", discSeq)
-	}
+	m.writeSequences(&b, segs)
 	all := true
 	for _, s := range segs {
 		if !s.complete {

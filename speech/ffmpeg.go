@@ -2,7 +2,6 @@ package speech
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mps-dev/mps/fflog"
 )
 
 // ffmpegPath is bin, or "ffmpeg" when bin is empty.
@@ -41,77 +42,6 @@ func ffprobePath(probe, ffmpeg string) string {
 	return "ffprobe"
 }
 
-// tailBuffer keeps the last lines written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	lines []string
-	part  []byte
-}
-
-const tailLines = 20
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.part = append(t.part, p...)
-	for {
-		i := bytes.IndexByte(t.part, '\n')
-		if i < 0 {
-			break
-		}
-		if line := strings.TrimSpace(string(t.part[:i])); line != "" {
-			t.lines = append(t.lines, line)
-			if len(t.lines) > tailLines {
-				t.lines = t.lines[1:]
-			}
-		}
-		t.part = t.part[i+1:]
-	}
-	if len(t.part) > 4096 {
-		t.part = t.part[:0]
-	}
-	return len(p), nil
-}
-
-// all is every kept line, the unfinished one included.
-func (t *tailBuffer) all() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := append([]string{}, t.lines...)
-	if s := strings.TrimSpace(string(t.part)); s != "" {
-		lines = append(lines, s)
-	}
-	return lines
-}
-
-// lastError is ffmpeg's most telling line: the last that looks like an
-// error, else the last one.
-func (t *tailBuffer) lastError() string {
-	lines := t.all()
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.ToLower(lines[i])
-		if strings.Contains(l, "error") || strings.Contains(l, "invalid") || strings.Contains(l, "no such") ||
-			strings.Contains(l, "not found") || strings.Contains(l, "does not contain") || strings.Contains(l, "unable") ||
-			strings.Contains(l, "matches no streams") || strings.Contains(l, "failed") {
-			return lines[i]
-		}
-	}
-	if len(lines) > 0 {
-		return lines[len(lines)-1]
-	}
-	return ""
-}
-
-// contains reports whether a kept line contains s.
-func (t *tailBuffer) contains(s string) bool {
-	for _, l := range t.all() {
-		if strings.Contains(l, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // ffmpegJob is one ffmpeg run.
 type ffmpegJob struct {
 	bin string
@@ -128,8 +58,8 @@ type ffmpegJob struct {
 
 // errNoAudioStream reports whether ffmpeg failed because the input has no
 // stream for an audio map.
-func errNoAudioStream(stderr *tailBuffer) bool {
-	return stderr.contains("matches no streams") || stderr.contains("does not contain any stream")
+func errNoAudioStream(stderr *fflog.Tail) bool {
+	return stderr.Contains("matches no streams") || stderr.Contains("does not contain any stream")
 }
 
 // run runs the job. A cancelled ctx kills the child at once, and the child
@@ -142,7 +72,7 @@ func (j ffmpegJob) run(ctx context.Context) error {
 	cmd.WaitDelay = time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.ExtraFiles = j.extra
-	stderr := &tailBuffer{}
+	stderr := &fflog.Tail{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -171,7 +101,7 @@ func (j ffmpegJob) run(ctx context.Context) error {
 		if errNoAudioStream(stderr) {
 			return ErrNoAudio
 		}
-		msg := stderr.lastError()
+		msg := stderr.LastError()
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -264,7 +194,7 @@ func probeAudio(ctx context.Context, ffprobe, path string) (audioInfo, error) {
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	cmd.WaitDelay = time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var stderr tailBuffer
+	var stderr fflog.Tail
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -275,7 +205,7 @@ func probeAudio(ctx context.Context, ffprobe, path string) (audioInfo, error) {
 		if !errors.As(err, &ee) {
 			return audioInfo{}, fmt.Errorf("%w: %v", errProbeMissing, err)
 		}
-		msg := stderr.lastError()
+		msg := stderr.LastError()
 		if msg == "" {
 			msg = err.Error()
 		}

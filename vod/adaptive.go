@@ -168,10 +168,7 @@ func (adaptiveRunner) Run(ctx context.Context, env Env, in Media, params json.Ra
 	} else if audio.Codec == transcoder.AudioCopy && in.Audio.Codec != "aac" {
 		return nil, fmt.Errorf("%w: rungs[0].audio.codec copy: the input's audio is %s, not aac; encode it with codec aac", ErrBadInput, in.Audio.Codec)
 	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	progress := env.progress()
 
 	work, err := os.MkdirTemp(env.OutDir, ".adaptive-")
 	if err != nil {

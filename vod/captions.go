@@ -210,10 +210,7 @@ func (captionsRunner) Run(ctx context.Context, env Env, in Media, params json.Ra
 	if p.BurnIn && in.Video == nil {
 		return nil, fmt.Errorf("%w: burn_in: the input has no video stream to burn the captions into", ErrBadInput)
 	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	progress := env.progress()
 	share := capSpeechShare
 	if p.BurnIn {
 		share = capSpeechShareBurn

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mps-dev/mps/fflog"
 	"github.com/mps-dev/mps/transcoder"
 )
 
@@ -556,10 +557,7 @@ func enhRunFFmpegLog(ctx context.Context, env Env, total time.Duration, args ...
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("start ffmpeg: %w", err)
 	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	progress := env.progress()
 	_ = transcoder.ReadProgress(stdout, func(p transcoder.Progress) {
 		if total > 0 {
 			progress(min(1, max(0, p.OutTime().Seconds()/total.Seconds())))
@@ -571,9 +569,9 @@ func enhRunFFmpegLog(ctx context.Context, env Env, total time.Duration, args ...
 		return "", fmt.Errorf("ffmpeg stopped: %w", context.Cause(ctx))
 	}
 	if err != nil {
-		tail := &tailBuffer{}
+		tail := &fflog.Tail{}
 		_, _ = tail.Write([]byte(log.String() + "\n"))
-		msg := tail.lastError()
+		msg := tail.LastError()
 		if msg == "" {
 			msg = err.Error()
 		}

@@ -9,10 +9,10 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/mps-dev/mps/fflog"
 	"github.com/mps-dev/mps/transcoder"
 )
 
@@ -30,60 +30,6 @@ func (e Env) ffprobe() string {
 	return e.FFprobe
 }
 
-// tailBuffer keeps the last lines written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	lines []string
-	part  []byte
-}
-
-const tailLines = 20
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.part = append(t.part, p...)
-	for {
-		i := bytes.IndexByte(t.part, '\n')
-		if i < 0 {
-			break
-		}
-		if line := strings.TrimSpace(string(t.part[:i])); line != "" {
-			t.lines = append(t.lines, line)
-			if len(t.lines) > tailLines {
-				t.lines = t.lines[1:]
-			}
-		}
-		t.part = t.part[i+1:]
-	}
-	if len(t.part) > 4096 {
-		t.part = t.part[:0]
-	}
-	return len(p), nil
-}
-
-// lastError is ffmpeg's most telling line: the last that looks like an
-// error, else the last one.
-func (t *tailBuffer) lastError() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := append([]string{}, t.lines...)
-	if s := strings.TrimSpace(string(t.part)); s != "" {
-		lines = append(lines, s)
-	}
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.ToLower(lines[i])
-		if strings.Contains(l, "error") || strings.Contains(l, "invalid") || strings.Contains(l, "no such") ||
-			strings.Contains(l, "not found") || strings.Contains(l, "does not contain") || strings.Contains(l, "unable") {
-			return lines[i]
-		}
-	}
-	if len(lines) > 0 {
-		return lines[len(lines)-1]
-	}
-	return ""
-}
-
 // RunFFmpeg runs ffmpeg with args (inputs, filters and outputs), reporting
 // progress against total (the media duration the outputs will have; 0
 // reports nothing until the end). A cancelled ctx kills the child at
@@ -94,7 +40,7 @@ func RunFFmpeg(ctx context.Context, env Env, total time.Duration, args ...string
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	cmd.WaitDelay = time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stderr := &tailBuffer{}
+	stderr := &fflog.Tail{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -103,10 +49,7 @@ func RunFFmpeg(ctx context.Context, env Env, total time.Duration, args ...string
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	progress := env.progress()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -123,7 +66,7 @@ func RunFFmpeg(ctx context.Context, env Env, total time.Duration, args ...string
 		return fmt.Errorf("ffmpeg stopped: %w", context.Cause(ctx))
 	}
 	if err != nil {
-		msg := stderr.lastError()
+		msg := stderr.LastError()
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -131,23 +74,11 @@ func RunFFmpeg(ctx context.Context, env Env, total time.Duration, args ...string
 	}
 	// ffmpeg decodes what a cut-off file holds and still succeeds: an
 	// output made from part of the input is a failure, not a result.
-	if line := stderr.find("partial file"); line != "" {
+	if line := stderr.Find("partial file"); line != "" {
 		return fmt.Errorf("%w: the input is truncated: ffmpeg: %s", ErrBadInput, line)
 	}
 	progress(1)
 	return nil
-}
-
-// find returns the last kept line that contains s.
-func (t *tailBuffer) find(s string) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := len(t.lines) - 1; i >= 0; i-- {
-		if strings.Contains(t.lines[i], s) {
-			return t.lines[i]
-		}
-	}
-	return ""
 }
 
 // ffprobeOutput is the part of ffprobe's JSON that Probe reads.
@@ -179,14 +110,14 @@ func Probe(ctx context.Context, env Env, path string) (Media, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.ffprobe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", path)
-	var stderr tailBuffer
+	var stderr fflog.Tail
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		if ctx.Err() != nil {
 			return Media{}, fmt.Errorf("probe %s: %w", path, ctx.Err())
 		}
-		msg := stderr.lastError()
+		msg := stderr.LastError()
 		if msg == "" {
 			msg = err.Error()
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -195,14 +194,8 @@ func (highlightsRunner) CheckParams(params json.RawMessage) error {
 }
 
 func (highlightsRunner) Run(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	log := env.logger()
+	progress := env.progress()
 	p, err := decodeHighlightsParams(raw)
 	if err != nil {
 		return nil, err

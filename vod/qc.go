@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -489,13 +488,8 @@ func decodeQCParams(raw json.RawMessage) (QCParams, error) {
 }
 
 func (qcRunner) Run(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if env.Progress == nil {
-		env.Progress = func(float64) {}
-	}
+	log := env.logger()
+	env.Progress = env.progress()
 	p, err := decodeQCParams(raw)
 	if err != nil {
 		return nil, err

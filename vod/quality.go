@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -369,15 +368,9 @@ func qualityGraph(plan *qualityPlan, in Media, psnrLog, ssimLog, vmafLog string)
 }
 
 func runQuality(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-		env.Progress = progress
-	}
+	log := env.logger()
+	progress := env.progress()
+	env.Progress = progress
 	plan, err := planQuality(ctx, env, in, raw)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,20 +121,14 @@ func DecodeSummaryParams(params json.RawMessage) (SummaryParams, error) {
 }
 
 func runSummary(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	progress := env.Progress
-	if progress == nil {
-		progress = func(float64) {}
-	}
+	log := env.logger()
+	progress := env.progress()
 	p, err := DecodeSummaryParams(raw)
 	if err != nil {
 		return nil, err
 	}
 	if p.Method == SummaryLLM && env.Chat == nil {
-		return nil, fmt.Errorf("%w: method llm: no chat endpoint configured (captions.chat in the config)", ErrBadInput)
+		return nil, fmt.Errorf("%w: method llm: no chat endpoint configured (ai.chat.url in the config)", ErrBadInput)
 	}
 
 	tr, source, err := previousTranscript(env)

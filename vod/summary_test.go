@@ -363,7 +363,7 @@ func TestSummaryBadInput(t *testing.T) {
 		{"max_sentences", Env{Speech: speechOnly}, summaryInput(), `{"max_sentences":51}`, []string{"max_sentences", "1..50"}},
 		{"max_keywords", Env{Speech: speechOnly}, summaryInput(), `{"max_keywords":-1}`, []string{"max_keywords"}},
 		{"min_chapter", Env{Speech: speechOnly}, summaryInput(), `{"min_chapter":-5}`, []string{"min_chapter"}},
-		{"llm without chat", Env{Speech: speechOnly}, summaryInput(), `{"method":"llm"}`, []string{"no chat endpoint configured (captions.chat in the config)"}},
+		{"llm without chat", Env{Speech: speechOnly}, summaryInput(), `{"method":"llm"}`, []string{"no chat endpoint configured (ai.chat.url in the config)"}},
 		{"unknown engine", Env{Speech: speechOnly}, summaryInput(), `{"engine":"vosk"}`, []string{`"vosk"`, "pocketsphinx, whisper-local"}},
 		{"no engines", Env{}, summaryInput(), `{}`, []string{"no speech engine"}},
 		{"no audio", Env{Speech: speechOnly}, noAudio, `{}`, []string{"no audio stream"}},

@@ -80,6 +80,22 @@ type Env struct {
 	Previous []PreviousTask
 }
 
+// logger is Logger, or one that discards.
+func (e Env) logger() *slog.Logger {
+	if e.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Logger
+}
+
+// progress is Progress, or a function that ignores it.
+func (e Env) progress() func(float64) {
+	if e.Progress == nil {
+		return func(float64) {}
+	}
+	return e.Progress
+}
+
 // PreviousTask is the result of an earlier task of the job.
 type PreviousTask struct {
 	Type string
