@@ -79,6 +79,7 @@ ai:
   speech_engines:
     - {name: fake, url: "` + fake.URL + `/v1/audio/transcriptions", api_key: k3y, model: base.en, timeout: 20s}
     - {name: down, url: "http://127.0.0.1:9/v1/audio/transcriptions", timeout: 5s}
+    - {name: wrong, url: "` + fake.URL + `/v2/nothing", api_key: k3y, timeout: 5s}
 `})
 	const jobTimeout = 3 * time.Minute
 
@@ -98,6 +99,9 @@ ai:
 	noAudio := s.mustSubmit(t, jobSpec{Input: pathInput("silent.mp4"), Tasks: []jobTask{{Type: "captions", Template: "captions-en"}}})
 	down := s.mustSubmit(t, jobSpec{Input: pathInput("talk.mp4"), Tasks: []jobTask{
 		{Type: "captions", Template: "captions-en", Params: map[string]any{"engine": "down"}},
+	}})
+	wrong := s.mustSubmit(t, jobSpec{Input: pathInput("talk.mp4"), Tasks: []jobTask{
+		{Type: "captions", Template: "captions-en", Params: map[string]any{"engine": "wrong"}},
 	}})
 
 	t.Run("three sentences", func(t *testing.T) {
@@ -230,6 +234,12 @@ ai:
 		j = waitJobFinished(t, s, down.ID, jobTimeout)
 		if j.State == "succeeded" || !strings.Contains(j.Tasks[0].Error, "127.0.0.1:9") {
 			t.Errorf("an unreachable endpoint: %v", j)
+		}
+		// A wrong endpoint answers 400 (the fake server's answer to any
+		// other path): the task fails at once with the status.
+		j = waitJobFinished(t, s, wrong.ID, jobTimeout)
+		if j.State != "failed" || j.Attempts != 1 || !strings.Contains(j.Tasks[0].Error, "400") {
+			t.Errorf("a wrong endpoint: %v", j)
 		}
 	})
 }
