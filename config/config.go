@@ -34,6 +34,8 @@ type Config struct {
 	Jobs         Jobs                  `koanf:"jobs"`
 	Pull         Pull                  `koanf:"pull"`
 	AI           AI                    `koanf:"ai"`
+	Storage      Storage               `koanf:"storage"`
+	Cluster      Cluster               `koanf:"cluster"`
 
 	// Source is the file the configuration was read from, or "" when only
 	// the built-in defaults and the environment were used.
@@ -185,6 +187,8 @@ func Default() Config {
 		WebRTC:    DefaultWebRTC(),
 		Pull:      DefaultPull(),
 		AI:        DefaultAI(),
+		Storage:   DefaultStorage(),
+		Cluster:   DefaultCluster(),
 	}
 }
 

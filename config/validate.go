@@ -85,6 +85,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateWebRTC()...)
 	errs = append(errs, c.validatePull()...)
 	errs = append(errs, c.validateAI()...)
+	errs = append(errs, c.validateStorage()...)
+	errs = append(errs, c.validateCluster()...)
 	return errors.Join(errs...)
 }
 
