@@ -15,18 +15,19 @@ import (
 // archive is one archive being written: its sink, the tracks' pending
 // samples and its metadata.
 type archive struct {
-	rec     Recording
-	abs     string // the .mp4 file or the HLS folder
-	sidecar string
-	sink    sink
-	tracks  []*trackWriter
-	enc     fragmentEncoder
-	driver  int // the first video track, else 0
-	video   bool
-	base    time.Duration // session media time that is 0 in the archive
-	fragDur time.Duration
-	anchor  time.Time // wall-clock time of session media time 0
-	flushes int       // fragments written
+	rec      Recording
+	abs      string // the .mp4 file or the HLS folder
+	sidecar  string
+	sink     sink
+	tracks   []*trackWriter
+	enc      fragmentEncoder
+	driver   int // the first video track, else 0
+	video    bool
+	base     time.Duration // session media time that is 0 in the archive
+	fragDur  time.Duration
+	anchor   time.Time               // wall-clock time of session media time 0
+	flushes  int                     // fragments written
+	complete func(path string) error // hands a done file to the mirror
 }
 
 func newID() string {
@@ -48,6 +49,25 @@ type archiveSpec struct {
 	base      time.Duration
 	anchor    time.Time
 	fragDur   time.Duration
+	mirror    func(path, rel string) error // nil: no mirror
+}
+
+// completer returns the function that hands a complete file of the
+// archive to the mirror, or one that does nothing.
+func (sp archiveSpec) completer() func(path string) error {
+	if sp.mirror == nil {
+		return func(string) error { return nil }
+	}
+	return func(path string) error {
+		rel, err := filepath.Rel(sp.root, path)
+		if err != nil {
+			return err
+		}
+		if err := sp.mirror(path, filepath.ToSlash(rel)); err != nil {
+			return fmt.Errorf("copy %s: %w", filepath.ToSlash(rel), err)
+		}
+		return nil
+	}
 }
 
 func openArchive(sp archiveSpec) (*archive, error) {
@@ -56,10 +76,11 @@ func openArchive(sp archiveSpec) (*archive, error) {
 		return nil, err
 	}
 	a := &archive{
-		base:    sp.base,
-		fragDur: sp.fragDur,
-		anchor:  sp.anchor,
-		driver:  0,
+		base:     sp.base,
+		fragDur:  sp.fragDur,
+		anchor:   sp.anchor,
+		driver:   0,
+		complete: sp.completer(),
 	}
 	for i, t := range sp.tracks {
 		a.tracks = append(a.tracks, newTrackWriter(t, sp.base))
@@ -70,7 +91,7 @@ func openArchive(sp archiveSpec) (*archive, error) {
 	target := filepath.Join(sp.root, filepath.FromSlash(sp.rel))
 	switch sp.format {
 	case FormatHLS:
-		s, dir, err := newHLSSink(target, init)
+		s, dir, err := newHLSSink(target, init, a.complete)
 		if err != nil {
 			return nil, err
 		}
@@ -201,6 +222,14 @@ func (a *archive) finish(next time.Duration, exact bool, cause error, relative f
 	}
 	if err := writeSidecar(a.sidecar, a.rec); err != nil && a.rec.Error == "" {
 		a.rec.Error = fmt.Sprintf("write metadata: %v", err)
+	}
+	// A folder's files went to the mirror as they were done; a file
+	// archive goes now, whole, then its metadata.
+	if _, isFile := a.sink.(*fileSink); isFile {
+		err = a.complete(a.abs)
+	}
+	if err = joinErr(err, a.complete(a.sidecar)); err != nil && a.rec.Error == "" {
+		a.rec.Error = relative(err)
 	}
 	return a.rec
 }

@@ -179,7 +179,7 @@ func (j *job) openArchive(base time.Duration) error {
 	a, err := openArchive(archiveSpec{
 		root: r.cfg.Dir, rel: rel, format: j.format, stream: j.sr.name, rendition: j.rendition,
 		session: j.sr.session, seq: seq, tracks: j.session.Tracks, base: base, anchor: j.anchor,
-		fragDur: r.cfg.FragmentDuration,
+		fragDur: r.cfg.FragmentDuration, mirror: r.cfg.Mirror,
 	})
 	if err != nil {
 		return err

@@ -52,10 +52,49 @@ func (r *Recorder) repair(e *entry) {
 	if werr := writeSidecar(e.sidecar, rec); werr != nil {
 		log.Warn("recording metadata not written", "error", werr)
 	}
+	if merr := r.mirrorArchive(e.abs, e.sidecar); merr != nil {
+		log.Warn("repaired recording not copied", "error", merr)
+	}
 	r.cat.set(e, rec, nil)
 	if r.cfg.Finalize && rec.State == StateComplete {
 		r.finalizeLater(e)
 	}
+}
+
+// mirrorArchive hands every file of an archive (a file, or an HLS
+// folder's files with its playlist last) and its metadata to the mirror.
+func (r *Recorder) mirrorArchive(abs, sidecar string) error {
+	if r.cfg.Mirror == nil {
+		return nil
+	}
+	complete := archiveSpec{root: r.cfg.Dir, mirror: r.cfg.Mirror}.completer()
+	var files []string
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			return err
+		}
+		var playlist string
+		for _, de := range entries {
+			switch name := de.Name(); {
+			case name == "index.m3u8":
+				playlist = filepath.Join(abs, name)
+			case !de.IsDir() && !strings.HasSuffix(name, ".tmp"):
+				files = append(files, filepath.Join(abs, name))
+			}
+		}
+		if playlist != "" {
+			files = append(files, playlist)
+		}
+	} else {
+		files = append(files, abs)
+	}
+	for _, f := range append(files, sidecar) {
+		if err := complete(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // repairFile cuts a fragmented MP4 after its last complete fragment.

@@ -68,7 +68,13 @@ type Config struct {
 	RetryInterval time.Duration
 	// SegmentDuration is the segment length of playback (default 2 s).
 	SegmentDuration time.Duration
-	Logger          *slog.Logger
+	// Mirror, when set, is given every recording file that is complete
+	// and will not change again (an HLS segment, a closed archive), or
+	// that was replaced whole (a playlist, a metadata file), with its path
+	// relative to Dir in slash form, so that it can be copied elsewhere
+	// (S3). An error fails the recording as a full disk does.
+	Mirror func(path, rel string) error
+	Logger *slog.Logger
 }
 
 // DefaultPathTemplate is the archive path template when none is set.

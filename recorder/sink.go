@@ -88,6 +88,7 @@ func (s *fileSink) close() error                                     { return s.
 // so it is valid after a crash at any point; close adds the end tag.
 type hlsSink struct {
 	dir      string
+	complete func(path string) error // a file is done
 	target   time.Duration
 	seg      *fileSink
 	segDur   time.Duration
@@ -100,7 +101,7 @@ type hlsSink struct {
 // hlsSegmentTarget is the length of recorded HLS segments.
 const hlsSegmentTarget = 4 * time.Second
 
-func newHLSSink(dir string, init []byte) (*hlsSink, string, error) {
+func newHLSSink(dir string, init []byte, complete func(path string) error) (*hlsSink, string, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, "", err
 	}
@@ -115,8 +116,13 @@ func newHLSSink(dir string, init []byte) (*hlsSink, string, error) {
 		}
 		d = fmt.Sprintf("%s-%d", dir, i)
 	}
-	s := &hlsSink{dir: d, target: hlsSegmentTarget}
-	if err := writeFileAtomic(filepath.Join(d, "init.mp4"), init); err != nil {
+	s := &hlsSink{dir: d, target: hlsSegmentTarget, complete: complete}
+	initPath := filepath.Join(d, "init.mp4")
+	if err := writeFileAtomic(initPath, init); err != nil {
+		_ = os.RemoveAll(d)
+		return nil, "", err
+	}
+	if err := complete(initPath); err != nil {
 		_ = os.RemoveAll(d)
 		return nil, "", err
 	}
@@ -168,6 +174,9 @@ func (s *hlsSink) endSegment() error {
 	if err != nil {
 		return err
 	}
+	if err := s.complete(seg.f.Name()); err != nil {
+		return err
+	}
 	return s.writePlaylist(false)
 }
 
@@ -185,7 +194,11 @@ func (s *hlsSink) close() error {
 }
 
 func (s *hlsSink) writePlaylist(ended bool) error {
-	return writeFileAtomic(filepath.Join(s.dir, "index.m3u8"), []byte(renderHLSPlaylist(s.segs, ended)))
+	path := filepath.Join(s.dir, "index.m3u8")
+	if err := writeFileAtomic(path, []byte(renderHLSPlaylist(s.segs, ended))); err != nil {
+		return err
+	}
+	return s.complete(path)
 }
 
 // renderHLSPlaylist renders the playlist of a recorded HLS folder: an
