@@ -648,13 +648,16 @@ func watchTree(pid int, every time.Duration) *treeWatch {
 				if known {
 					continue
 				}
-				kind := "?"
-				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); err == nil {
+				kind := "(ended unseen)" // a zombie has no command line
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); err == nil && len(b) > 0 {
 					args := strings.Split(string(b), "\x00")
 					kind = filepath.Base(args[0])
 					if strings.Contains(string(b), "asr=") {
 						kind += " asr"
 					}
+				}
+				if kind == filepath.Base(mpsBin) {
+					continue // forked, not yet exec'd: look again at the next tick
 				}
 				w.mu.Lock()
 				w.seen[c] = kind
