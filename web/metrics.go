@@ -13,7 +13,7 @@ import (
 // newRegistry returns a registry with the hub's stream metrics, the
 // ladders' progress when ladders can list themselves, and the Go runtime
 // and process metrics.
-func newRegistry(hub *stream.Hub, ladders LadderControl) (*prometheus.Registry, error) {
+func newRegistry(hub *stream.Hub, ladders LadderControl, cl ClusterView) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -22,6 +22,9 @@ func newRegistry(hub *stream.Hub, ladders LadderControl) (*prometheus.Registry, 
 	}
 	if l, ok := ladders.(ladderLister); ok {
 		cs = append(cs, newLadderCollector(l))
+	}
+	if cl != nil {
+		cs = append(cs, newClusterCollector(cl))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mps-dev/mps/cluster"
 	"github.com/mps-dev/mps/ingest/pull"
 	"github.com/mps-dev/mps/livecaptions"
 	"github.com/mps-dev/mps/recorder"
@@ -133,6 +134,7 @@ func TestOpenAPISchemasMatchJSON(t *testing.T) {
 		"RecordingStatus": reflect.TypeFor[recorder.Status](),
 		"Captions":        reflect.TypeFor[livecaptions.Info](),
 		"CaptionsOptions": reflect.TypeFor[livecaptions.Options](),
+		"Node":            reflect.TypeFor[cluster.Node](),
 	}
 	schemaOf := map[reflect.Type]string{}
 	for name, typ := range types {

@@ -57,6 +57,9 @@ type Config struct {
 	// Captions runs the live captions of streams (a *livecaptions.Manager).
 	// Nil answers the captions routes with 501.
 	Captions CaptionControl
+	// Cluster, in cluster mode, lists the other nodes' streams with the
+	// local ones and answers GET /api/v1/nodes. Nil: a single node.
+	Cluster ClusterView
 	// Events is the event bus GET /api/v1/events reads. Nil answers that
 	// route with 501.
 	Events *events.Bus
@@ -96,6 +99,7 @@ type Server struct {
 
 	recordings RecordingControl
 	captions   CaptionControl
+	cluster    ClusterView
 	events     *events.Bus
 	// recordingPlayback serves /recordings/ paths.
 	recordingPlayback http.Handler
@@ -138,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 
 		recordings: cfg.Recordings,
 		captions:   cfg.Captions,
+		cluster:    cfg.Cluster,
 		events:     cfg.Events,
 		serveVOD:   packager.ServeVOD,
 
@@ -149,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
 	s.outputPlayback = withCORS(http.HandlerFunc(s.serveOutputs))
-	reg, err := newRegistry(cfg.Hub, cfg.Ladders)
+	reg, err := newRegistry(cfg.Hub, cfg.Ladders, cfg.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -28,12 +29,21 @@ type StreamInfo struct {
 	// Captions is the state of the stream's live captions, while it is
 	// captioned.
 	Captions *livecaptions.Info `json:"captions,omitempty"`
+	// Node is the cluster node the stream lives on (cluster mode), and
+	// NodeAddress where that node is reached; Remote marks a stream of
+	// another node, of which only the registry's facts are known here.
+	Node        string `json:"node,omitempty"`
+	NodeAddress string `json:"node_address,omitempty"`
+	Remote      bool   `json:"remote,omitempty"`
 }
 
 // streamInfo adds the ladder, pull source and recording of st, if any, to
 // its snapshot.
 func (s *Server) streamInfo(st *stream.Stream) StreamInfo {
 	in := StreamInfo{Info: st.Info()}
+	if s.cluster != nil {
+		in.Node = s.cluster.NodeID()
+	}
 	if s.ladders != nil {
 		if li, ok := s.ladders.Info(in.Name); ok {
 			in.Ladder = &li
@@ -64,6 +74,8 @@ func (s *Server) listStreams(c echo.Context) error {
 	for _, st := range streams {
 		infos = append(infos, s.streamInfo(st))
 	}
+	infos = append(infos, s.remoteStreams(c.Request().Context())...)
+	slices.SortFunc(infos, func(a, b StreamInfo) int { return strings.Compare(a.Name, b.Name) })
 	return c.JSON(http.StatusOK, infos)
 }
 
@@ -84,6 +96,9 @@ func (s *Server) getStream(c echo.Context) error {
 	}
 	st, err := s.hub.Get(name)
 	if err != nil {
+		if e, ok := s.locateRemote(c.Request().Context(), name); ok {
+			return c.JSON(http.StatusOK, remoteStreamInfo(e))
+		}
 		return notFound(name, err)
 	}
 	return c.JSON(http.StatusOK, s.streamInfo(st))
