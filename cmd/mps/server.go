@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mps-dev/mps/cluster"
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/ingest/auth"
@@ -40,6 +41,7 @@ type server struct {
 	events      *events.Bus
 	recorder    *recorder.Recorder
 	captions    *livecaptions.Manager
+	cluster     *cluster.Cluster // nil on a single node
 	qc          *liveqc.Manager
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
@@ -66,6 +68,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	}()
 
 	s.hub = stream.NewHub(hubConfig(cfg.Hub, log))
+	if s.cluster, err = startCluster(context.Background(), cfg, s.hub, log); err != nil {
+		return nil, err
+	}
 	s.transcoding, err = startTranscoding(cfg, s.hub, log)
 	if err != nil {
 		return nil, err
@@ -106,7 +111,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	api, err := web.New(web.Config{
 		WebRTC:       wrtc,
 		Hub:          s.hub,
-		Playback:     s.transcoding.serveThumbnails(s.packager),
+		Playback:     clusterPlayback(s.cluster, cfg, s.transcoding.serveThumbnails(s.packager)),
 		Token:        cfg.API.Token,
 		Logger:       log,
 		Ladders:      s.transcoding.manager,
@@ -115,6 +120,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Capabilities: s.transcoding.caps,
 		Recordings:   s.recorder,
 		Captions:     s.captions,
+		Cluster:      clusterView(s.cluster),
 		Events:       s.events,
 		Jobs:         jobs,
 		JobsDir:      cfg.Jobs.Dir,
@@ -264,6 +270,9 @@ func (s *server) close() {
 	// After the recorder: the recordings it closed may trigger workflows.
 	if s.jobs != nil {
 		s.jobs.Close()
+	}
+	if s.cluster != nil {
+		s.cluster.Close()
 	}
 	if s.packager != nil {
 		s.packager.Close()

@@ -160,6 +160,8 @@ func tryStartServer(t *testing.T, opts serverOptions) (*server, error) {
 		"MPS_RTMP_ADDRESS="+s.RTMPAddr,
 		"MPS_HTTP_ADDRESS="+s.HTTPAddr,
 		"MPS_API_TOKEN="+apiToken,
+		// In cluster mode, the other nodes reach this one here.
+		"MPS_CLUSTER_ADDRESS=http://"+s.HTTPAddr,
 	)
 	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.Stdout = s.Log
