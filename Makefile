@@ -24,7 +24,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pocketsphinx-en-us is the speech model of captions (ffmpeg's asr filter).
 SPEECH_MODEL  := pocketsphinx-en-us:/usr/share/pocketsphinx/model/en-us/en-us.lm.bin
 RUN_PACKAGES  := ffmpeg:ffmpeg $(SPEECH_MODEL)
-TEST_PACKAGES := ffmpeg:ffmpeg chromium:chromium $(SPEECH_MODEL)
+TEST_PACKAGES := ffmpeg:ffmpeg chromium:chromium $(SPEECH_MODEL) postgresql:pg_ctlcluster
+# The S3 server the storage tests run against.
+VERSITYGW     := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 GO_FILES = $(shell find . -name '*.go' -not -path '*/node_modules/*' -not -path './bin/*')
 
@@ -56,6 +58,8 @@ deps:
 ## deps-test: system packages and npm modules needed by the tests.
 deps-test:
 	$(call apt_install,$(TEST_PACKAGES))
+	@command -v versitygw >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || \
+		{ echo "installing versitygw"; $(GO) install $(VERSITYGW); }
 	@if [ -f $(BROWSER_DIR)/package.json ]; then \
 		cd $(BROWSER_DIR) && \
 		if [ ! -f package-lock.json ]; then npm install --no-audit --no-fund; \

@@ -14,7 +14,8 @@ import (
 
 // startRecorder starts the recorder of cfg.Recording on hub: rules pick
 // the streams that record from their first frame.
-func startRecorder(cfg *config.Config, hub *stream.Hub, ladders recorder.Ladders, bus *events.Bus, log *slog.Logger) (*recorder.Recorder, error) {
+func startRecorder(cfg *config.Config, hub *stream.Hub, ladders recorder.Ladders, bus *events.Bus, mirror func(path, rel string) error,
+	log *slog.Logger) (*recorder.Recorder, error) {
 	rc := cfg.Recording
 	rec, err := recorder.New(recorder.Config{
 		Hub:              hub,
@@ -40,6 +41,7 @@ func startRecorder(cfg *config.Config, hub *stream.Hub, ladders recorder.Ladders
 		Ladders:         ladders,
 		Events:          bus,
 		SegmentDuration: cfg.Packager.SegmentDuration,
+		Mirror:          mirror,
 		Logger:          log,
 	})
 	if err != nil {

@@ -42,6 +42,7 @@ type server struct {
 	recorder    *recorder.Recorder
 	captions    *livecaptions.Manager
 	cluster     *cluster.Cluster // nil on a single node
+	store       *objectStore
 	qc          *liveqc.Manager
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
@@ -67,6 +68,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 	}()
 
+	if s.store, err = startStorage(context.Background(), cfg, log); err != nil {
+		return nil, err
+	}
 	s.hub = stream.NewHub(hubConfig(cfg.Hub, log))
 	if s.cluster, err = startCluster(context.Background(), cfg, s.hub, log); err != nil {
 		return nil, err
@@ -84,7 +88,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	s.events = events.NewBus(0)
 	s.events.LogTo(log)
 	publishStreamEvents(s.hub, s.events)
-	s.recorder, err = startRecorder(cfg, s.hub, s.transcoding.manager, s.events, log)
+	s.recorder, err = startRecorder(cfg, s.hub, s.transcoding.manager, s.events, s.store.recordingMirror(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,9 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	if err := registerRecorderMetrics(api.Registry(), s.recorder); err != nil {
+		return nil, err
+	}
+	if err := registerSpoolMetrics(api.Registry(), s.store); err != nil {
 		return nil, err
 	}
 
@@ -274,6 +281,8 @@ func (s *server) close() {
 	if s.cluster != nil {
 		s.cluster.Close()
 	}
+	// Last: what the recorder and the jobs handed over stays queued on disk.
+	s.store.close()
 	if s.packager != nil {
 		s.packager.Close()
 	}

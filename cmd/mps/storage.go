@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mps-dev/mps/config"
+	"github.com/mps-dev/mps/storage"
+)
+
+// Key prefixes in the bucket.
+const (
+	recordingsPrefix = "recordings"
+	jobsPrefix       = "jobs"
+)
+
+// objectStore is the S3 bucket of storage.type s3 and the spool that
+// uploads to it; nil fields on a local-only server.
+type objectStore struct {
+	s3    *storage.S3
+	spool *storage.Spool
+}
+
+// startStorage connects to the bucket of cfg (checking the endpoint, the
+// credentials and the bucket, or failing with a clear error) and opens
+// the upload spool.
+func startStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*objectStore, error) {
+	sc := cfg.Storage
+	if sc.Type != config.StorageTypeS3 {
+		return &objectStore{}, nil
+	}
+	access, secret := sc.S3.S3Credentials()
+	s3, err := storage.NewS3(ctx, storage.S3Config{Endpoint: sc.S3.Endpoint, Bucket: sc.S3.Bucket, Prefix: sc.S3.Prefix,
+		Region: sc.S3.Region, AccessKey: access, SecretKey: secret, UseTLS: sc.S3.TLS, PathStyle: sc.S3.PathStyle, PartSize: sc.S3.PartSize})
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	spool, err := storage.NewSpool(sc.Spool.Dir, s3, sc.Spool.MaxSize, log.With("component", "spool"))
+	if err != nil {
+		return nil, fmt.Errorf("storage spool %s: %w", sc.Spool.Dir, err)
+	}
+	log.Info("media storage", "store", s3.Name(), "spool", sc.Spool.Dir)
+	return &objectStore{s3: s3, spool: spool}, nil
+}
+
+// recordingMirror uploads complete recording files below recordings/ in
+// the bucket, or is nil without S3.
+func (o *objectStore) recordingMirror() func(path, rel string) error {
+	if o.spool == nil {
+		return nil
+	}
+	return func(file, rel string) error {
+		return o.spool.Add(context.Background(), file, path.Join(recordingsPrefix, rel), false)
+	}
+}
+
+func (o *objectStore) close() {
+	if o != nil && o.spool != nil {
+		o.spool.Close()
+	}
+}
+
+// registerSpoolMetrics exports the upload spool's state.
+func registerSpoolMetrics(reg prometheus.Registerer, o *objectStore) error {
+	if o.spool == nil {
+		return nil
+	}
+	gauge := func(name, help string, v func(storage.SpoolStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(o.spool.Stats()) })
+	}
+	for _, c := range []prometheus.Collector{
+		gauge("mps_storage_spool_files", "Files waiting in the spool for upload.", func(s storage.SpoolStats) float64 { return float64(s.Queued) }),
+		gauge("mps_storage_spool_bytes", "Bytes waiting in the spool for upload.", func(s storage.SpoolStats) float64 { return float64(s.QueuedBytes) }),
+		gauge("mps_storage_spool_failing", "1 while uploads fail and the spool retries.", func(s storage.SpoolStats) float64 {
+			if s.Failing {
+				return 1
+			}
+			return 0
+		}),
+		gauge("mps_storage_uploaded_files", "Files uploaded since start.", func(s storage.SpoolStats) float64 { return float64(s.Uploaded) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("storage metrics: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/mps-dev/mps/test/s3test"
+)
+
+// s3Config is recordingConfig with storage on the S3 server's bucket and
+// the spool in spool.
+func s3Config(dir, spool string, s3 *s3test.Server, bucket, secret, rec string) string {
+	return recordingConfig(dir, rec) + `
+storage:
+  type: s3
+  s3:
+    endpoint: "` + s3.Endpoint + `"
+    bucket: ` + bucket + `
+    prefix: mps
+    region: ` + s3test.Region + `
+    access_key: ` + s3.AccessKey + `
+    secret_key: ` + secret + `
+  spool:
+    dir: "` + spool + `"
+`
+}
+
+// TestRecordingToS3SurvivesAnOutage records a stream to S3 (fragmented MP4
+// archives rolled over every 3 s) while the S3 server is killed and
+// started again 20 s later: once the spool drains, every archive is in the
+// bucket, byte for byte the local one, the archives follow each other
+// without a gap, and an MP4 read back from S3 plays.
+func TestRecordingToS3SurvivesAnOutage(t *testing.T) {
+	t.Parallel()
+	s3 := s3test.Start(t)
+	s3.Bucket(t, "media")
+	base := t.TempDir()
+	dir, spool := filepath.Join(base, "rec"), filepath.Join(base, "spool")
+	s := startServer(t, serverOptions{Config: s3Config(dir, spool, s3, "media", s3.SecretKey, `  rollover: 3s
+`+recRuleAll)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := ffmpegPublish(t, ctx, s.RTMPURL("live/s3"), pubOptions{Size: "320x240"})
+	waitRecordings(t, s, "live/s3", 20*time.Second, "an archive", func(rs []apiRecording) bool { return len(rs) >= 2 })
+
+	s3.Stop()
+	t.Log("S3 down")
+	waitFor(t, 15*time.Second, "the spool to report failing uploads", func() bool {
+		_, m := s.api(t, "GET", "/metrics", apiToken)
+		return strings.Contains(string(m), "mps_storage_spool_failing 1")
+	})
+	time.Sleep(20 * time.Second)
+	s3.Start()
+	t.Log("S3 up again")
+	time.Sleep(3 * time.Second)
+	pub.Stop()
+	recs := waitRecordingsDone(t, s, "live/s3", 2, 30*time.Second)
+
+	waitFor(t, 60*time.Second, "the spool to drain", func() bool {
+		_, m := s.api(t, "GET", "/metrics", apiToken)
+		return strings.Contains(string(m), "mps_storage_spool_files 0") && strings.Contains(string(m), "mps_storage_spool_failing 0")
+	})
+	client := s3.Client(t)
+	for i, r := range recs {
+		local, err := os.ReadFile(recFile(dir, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := client.GetObject(context.Background(), "media", "mps/recordings/"+r.Path, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil || !bytes.Equal(local, remote) {
+			t.Errorf("archive %d (%s): S3 has %d bytes (%v), local %d", i, r.Path, len(remote), err, len(local))
+		}
+		if i > 0 {
+			if gap := r.Start.Sub(recs[i-1].End); gap < -50*time.Millisecond || gap > 50*time.Millisecond {
+				t.Errorf("archives %d and %d: %s between them", i-1, i, gap)
+			}
+		}
+	}
+	t.Logf("%d archives in S3 after a 20 s outage", len(recs))
+	// One read back from S3 plays.
+	u, err := client.PresignedGetObject(context.Background(), "media", "mps/recordings/"+recs[len(recs)/2].Path, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", u.String()).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) == "0" {
+		t.Errorf("the archive read back from S3 does not play: %v %s", err, out)
+	}
+}
+
+// TestBadStorageConfig: a wrong S3 secret or a missing bucket stops the
+// server at start with a clear error, not a hang.
+func TestBadStorageConfig(t *testing.T) {
+	t.Parallel()
+	s3 := s3test.Start(t)
+	s3.Bucket(t, "media")
+	base := t.TempDir()
+	for _, c := range []struct {
+		bucket, secret, want string
+	}{
+		{"media", "wrong-secret", "credentials refused"},
+		{"missing", s3.SecretKey, "missing does not exist"},
+	} {
+		_, err := tryStartServer(t, serverOptions{Config: s3Config(filepath.Join(base, "rec"), filepath.Join(base, "spool"), s3, c.bucket, c.secret, "")})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bucket %s secret %s: %v, want an error with %q", c.bucket, c.secret, err, c.want)
+		}
+	}
+}
