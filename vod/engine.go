@@ -15,9 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -46,11 +49,28 @@ var (
 type Config struct {
 	// DBPath is the SQLite database of jobs and the queue.
 	DBPath string
+	// Postgres, when set, is the DSN of a PostgreSQL database that holds
+	// the jobs and the queue instead of DBPath (cluster mode): every node
+	// on it takes jobs from one queue. Job outputs (Dir) and inputs must
+	// then be on storage that every node reaches.
+	Postgres string
+	// NodeID names this node among the nodes on Postgres (River's client
+	// id, and what DeadNodes reports). Default: the host name and a random
+	// suffix.
+	NodeID string
+	// DeadNodes, in cluster mode, returns the ids of the nodes that are
+	// gone (the cluster's membership). Every 2 s the jobs that a dead node
+	// was running are queued again, and another node finishes them,
+	// skipping their tasks that succeeded. Nil: such jobs wait for River's
+	// rescuer (JobTimeout plus a minute).
+	DeadNodes func(ctx context.Context) ([]string, error)
 	// Dir is where job outputs go, one folder per job.
 	Dir string
 	// Inputs resolves job inputs to local files.
 	Inputs *Inputs
-	// Workers is how many jobs run at once (default 1).
+	// Workers is how many jobs run at once (0: the default, 1). Negative
+	// runs none: the node takes submissions and serves the API, and the
+	// cluster's worker nodes run the jobs.
 	Workers int
 	// JobTimeout bounds one attempt of a job (default 6 h).
 	JobTimeout time.Duration
@@ -113,27 +133,40 @@ type runArgs struct {
 
 func (runArgs) Kind() string { return "mps_job" }
 
+// queue is the River client, on either driver.
+type queue interface {
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	Start(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+}
+
 // Engine runs jobs on a persistent queue.
 type Engine struct {
 	cfg       Config
 	log       *slog.Logger
+	dialect   dialect
 	db        *sql.DB
+	x         dbx           // db in its dialect
+	pool      *pgxpool.Pool // cluster mode
+	node      string
 	store     *jobStore
 	templates *TemplateStore
 	workflows *WorkflowStore
 	outbox    *Outbox
-	river     *river.Client[*sql.Tx]
+	river     queue
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+	closing   atomic.Bool
 
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
 }
 
 // NewEngine opens the database, prepares the queue and starts working.
-// Jobs that were running when the process died are queued again.
+// Embedded, jobs that were running when the process died are queued
+// again; in cluster mode, those of dead nodes are (see Config.DeadNodes).
 func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
-	if cfg.Workers <= 0 {
+	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
 	if cfg.JobTimeout <= 0 {
@@ -151,42 +184,156 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 5 * time.Second
 	}
-	db, err := openDB(cfg.DBPath)
-	if err != nil {
-		return nil, fmt.Errorf("jobs database: %w", err)
+	e := &Engine{cfg: cfg, log: cfg.Logger, node: cfg.NodeID, running: map[string]context.CancelCauseFunc{}}
+	if cfg.Postgres != "" {
+		pool, db, err := openPostgres(ctx, cfg.Postgres)
+		if err != nil {
+			return nil, fmt.Errorf("jobs database: %w", err)
+		}
+		e.dialect, e.pool, e.db = dialectPostgres, pool, db
+		if e.node == "" {
+			e.node = defaultNodeID()
+		}
+	} else {
+		db, err := openDB(cfg.DBPath)
+		if err != nil {
+			return nil, fmt.Errorf("jobs database: %w", err)
+		}
+		e.dialect, e.db = dialectSQLite, db
+		if e.node == "" {
+			e.node = "local"
+		}
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, db: db, store: &jobStore{db: db}, running: map[string]context.CancelCauseFunc{}}
+	e.x = dbx{d: e.dialect, ex: e.db}
+	e.store = &jobStore{db: e.x}
 	if err := e.start(ctx); err != nil {
-		_ = db.Close()
+		e.closeDB()
 		return nil, err
 	}
 	return e, nil
 }
 
-func (e *Engine) start(ctx context.Context) error {
+// defaultNodeID is a node id for a cluster node that was given none.
+func defaultNodeID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+func (e *Engine) closeDB() {
+	_ = e.db.Close()
+	if e.pool != nil {
+		e.pool.Close()
+	}
+}
+
+// createTables creates MPS's tables (idempotent).
+func createTables(ctx context.Context, x dbx) error {
+	if err := (&jobStore{db: x}).migrate(ctx); err != nil {
+		return fmt.Errorf("jobs table: %w", err)
+	}
+	for _, t := range []struct{ name, schema string }{
+		{"templates", templateSchema},
+		{"workflows", workflowSchema},
+		{"webhook outbox", outboxSchema},
+	} {
+		if err := x.execSchema(ctx, t.schema); err != nil {
+			return fmt.Errorf("%s table: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// migrateLockKey is the PostgreSQL advisory lock that serializes the
+// migrations of nodes that start at once.
+const migrateLockKey = 0x6d70735f766f64 // "mps_vod"
+
+// prepare migrates the database and returns the River client.
+func (e *Engine) prepare(ctx context.Context, cfg *river.Config) (queue, error) {
+	quiet := &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)}
+	if e.dialect == dialectPostgres {
+		cfg.ID = e.node
+		driver := riverpgxv5.New(e.pool)
+		if err := e.migratePG(ctx, driver, quiet); err != nil {
+			return nil, err
+		}
+		c, err := river.NewClient(driver, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		return c, nil
+	}
 	driver := riversqlite.New(e.db)
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	migrator, err := rivermigrate.New(driver, quiet)
+	if err != nil {
+		return nil, fmt.Errorf("queue migrations: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("queue migrations: %w", err)
+	}
+	if err := createTables(ctx, e.x); err != nil {
+		return nil, err
+	}
+	// One process owns the embedded database: whatever it was running
+	// when it died is queued again.
+	if _, err := e.db.ExecContext(ctx, `UPDATE river_job SET state = 'available', attempted_by = NULL WHERE state = 'running'`); err != nil {
+		return nil, fmt.Errorf("requeue interrupted jobs: %w", err)
+	}
+	if _, err := e.db.ExecContext(ctx, `UPDATE mps_job SET owner = '', node = '' WHERE owner <> ''`); err != nil {
+		return nil, fmt.Errorf("requeue interrupted jobs: %w", err)
+	}
+	c, err := river.NewClient(driver, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return c, nil
+}
+
+// migratePG runs River's migrations and creates MPS's tables while it
+// holds an advisory lock, so that nodes that start at once take turns:
+// DDL of two sessions at once collides in PostgreSQL. A node that dies
+// holding the lock drops it with its connection.
+func (e *Engine) migratePG(ctx context.Context, driver *riverpgxv5.Driver, cfg *rivermigrate.Config) error {
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrateLockKey)); err != nil {
+		return fmt.Errorf("migrations lock: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(migrateLockKey)); err != nil {
+			// Never hand a connection that may hold the lock back to the pool.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	migrator, err := rivermigrate.New(driver, cfg)
 	if err != nil {
 		return fmt.Errorf("queue migrations: %w", err)
 	}
 	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("queue migrations: %w", err)
 	}
-	if err := e.store.migrate(ctx); err != nil {
-		return fmt.Errorf("jobs table: %w", err)
-	}
-	if e.templates, err = newTemplateStore(ctx, e.db, e.cfg.Presets, e.cfg.Runners); err != nil {
-		return err
-	}
-	// One process owns the embedded database: whatever it was running
-	// when it died is queued again.
-	if _, err := e.db.ExecContext(ctx, `UPDATE river_job SET state = 'available', attempted_by = NULL WHERE state = 'running'`); err != nil {
-		return fmt.Errorf("requeue interrupted jobs: %w", err)
-	}
+	return createTables(ctx, e.x)
+}
+
+func (e *Engine) start(ctx context.Context) error {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(e.work))
-	e.river, err = river.NewClient(driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.cfg.Workers}},
+	var err error
+	var queues map[string]river.QueueConfig
+	if e.cfg.Workers > 0 {
+		queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: e.cfg.Workers}}
+	}
+	e.river, err = e.prepare(ctx, &river.Config{
+		Queues:               queues,
 		Workers:              workers,
 		JobTimeout:           e.cfg.JobTimeout,
 		MaxAttempts:          e.cfg.MaxAttempts,
@@ -197,20 +344,38 @@ func (e *Engine) start(ctx context.Context) error {
 		RetryPolicy:          retryPolicy{},
 	})
 	if err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if e.workflows, err = newWorkflowStore(ctx, e, e.cfg.Workflows); err != nil {
 		return err
 	}
-	if e.outbox, err = NewOutbox(e.db, e.cfg.Outbox); err != nil {
-		return fmt.Errorf("webhooks: %w", err)
+	e.templates = newTemplateStore(e.x, e.cfg.Presets, e.cfg.Runners)
+	if e.workflows, err = newWorkflowStore(e, e.cfg.Workflows); err != nil {
+		return err
 	}
-	if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("queue: %w", err)
+	outboxNode := ""
+	if e.dialect == dialectPostgres {
+		outboxNode = e.node
+	}
+	e.outbox = newOutbox(e.x, outboxNode, e.cfg.Outbox)
+	if e.dialect == dialectPostgres {
+		// What an earlier process of this node left running.
+		if err := e.rescueNodes(ctx, []string{e.node}); err != nil {
+			return fmt.Errorf("requeue interrupted jobs: %w", err)
+		}
+	}
+	if e.cfg.Workers > 0 {
+		if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stop = stop
 	e.outbox.Start(bg)
+	if e.dialect == dialectPostgres && e.cfg.DeadNodes != nil {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.rescueLoop(bg)
+		}()
+	}
 	for _, w := range e.cfg.Webhooks {
 		if e.cfg.Bus != nil {
 			cancel := e.cfg.Bus.Subscribe(e.outbox.Sink(w.URL, w.Key, func(ev events.Event) bool { return w.wants(ev.Type) }))
@@ -268,17 +433,21 @@ func (e *Engine) start(ctx context.Context) error {
 func (e *Engine) Workflows() *WorkflowStore { return e.workflows }
 
 // Close stops taking jobs, cancels the running ones (they run again on
-// the next start) and closes the database.
+// the next start, or at once on another node in cluster mode) and closes
+// the database.
 func (e *Engine) Close() {
+	e.closing.Store(true)
 	e.stop()
 	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.river.StopAndCancel(ctx); err != nil {
-		e.log.Warn("job queue stop", "error", err)
+	if e.cfg.Workers > 0 {
+		if err := e.river.StopAndCancel(ctx); err != nil {
+			e.log.Warn("job queue stop", "error", err)
+		}
 	}
 	e.outbox.Close()
-	_ = e.db.Close()
+	e.closeDB()
 }
 
 func newJobID() string {
@@ -461,6 +630,7 @@ func (e *Engine) emit(typ string, j *Job) {
 	}
 	if typ == EventJobFinished {
 		data["tasks"] = j.Tasks
+		data["output_dir"] = j.OutputDir
 	}
 	ev := events.Event{Type: typ, Time: time.Now(), Data: data}
 	if n := j.Spec.Notify; n != nil && (typ == EventJobFinished || n.Mode == NotifyChange) {

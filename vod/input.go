@@ -29,6 +29,9 @@ type Inputs struct {
 	// MaxDownload bounds a downloaded input (default 10 GiB).
 	MaxDownload int64
 	Client      *http.Client
+	// S3 opens the object of an s3://BUCKET/KEY input on the configured
+	// S3 endpoint; nil refuses them. A missing object is ErrBadInput.
+	S3 func(ctx context.Context, bucket, key string) (io.ReadCloser, error)
 }
 
 // Resolve returns the local file of in, downloading a URL into workDir.
@@ -45,6 +48,8 @@ func (in *Inputs) Resolve(ctx context.Context, ji JobInput, workDir string) (str
 			return "", fmt.Errorf("%w: input.recording %q: %v", ErrBadInput, ji.Recording, err)
 		}
 		return p, nil
+	case strings.HasPrefix(ji.URL, "s3://"):
+		return in.downloadS3(ctx, ji.URL, workDir)
 	case ji.URL != "":
 		return in.download(ctx, ji.URL, workDir)
 	}
@@ -150,16 +155,38 @@ func (in *Inputs) download(ctx context.Context, raw, workDir string) (string, er
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("download input: %s", resp.Status)
 	}
+	return in.save(resp.Body, u.Path, workDir, "input.url")
+}
+
+// downloadS3 copies the object of an s3://bucket/key input into workDir.
+func (in *Inputs) downloadS3(ctx context.Context, raw, workDir string) (string, error) {
+	if in.S3 == nil {
+		return "", fmt.Errorf("%w: input.url %q: this server has no S3 storage (storage.type s3)", ErrBadInput, raw)
+	}
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(raw, "s3://"), "/")
+	if !ok || bucket == "" || key == "" || strings.Contains(key, "..") {
+		return "", fmt.Errorf("%w: input.url %q: want s3://BUCKET/KEY", ErrBadInput, raw)
+	}
+	r, err := in.S3(ctx, bucket, key)
+	if err != nil {
+		return "", fmt.Errorf("input.url %q: %w", raw, err)
+	}
+	defer r.Close()
+	return in.save(r, key, workDir, "input.url "+raw)
+}
+
+// save writes an input's bytes into workDir, bounded by MaxDownload.
+func (in *Inputs) save(r io.Reader, name, workDir, what string) (string, error) {
 	limit := in.MaxDownload
 	if limit <= 0 {
 		limit = 10 << 30
 	}
-	name := filepath.Join(workDir, "input"+safeExt(u.Path))
-	f, err := os.Create(name)
+	path := filepath.Join(workDir, "input"+safeExt(name))
+	f, err := os.Create(path)
 	if err != nil {
 		return "", err
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(f, io.LimitReader(r, limit+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -167,9 +194,9 @@ func (in *Inputs) download(ctx context.Context, raw, workDir string) (string, er
 		return "", fmt.Errorf("download input: %w", err)
 	}
 	if n > limit {
-		return "", fmt.Errorf("%w: input.url: larger than %d bytes", ErrBadInput, limit)
+		return "", fmt.Errorf("%w: %s: larger than %d bytes", ErrBadInput, what, limit)
 	}
-	return name, nil
+	return path, nil
 }
 
 func safeExt(p string) string {

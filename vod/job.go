@@ -85,6 +85,9 @@ type Job struct {
 	Tasks    []TaskStatus `json:"tasks"`
 	Error    string       `json:"error,omitempty"`
 	Attempts int          `json:"attempts"`
+	// Node is the cluster node that runs the job, or ran it last (cluster
+	// mode only).
+	Node string `json:"node,omitempty"`
 	// OutputDir is the job's output folder, relative to the jobs folder.
 	OutputDir  string     `json:"output_dir"`
 	Input      *Media     `json:"input_media,omitempty"`

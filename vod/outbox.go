@@ -109,6 +109,11 @@ CREATE TABLE IF NOT EXISTS mps_outbox (
 );
 CREATE INDEX IF NOT EXISTS mps_outbox_url ON mps_outbox (state, url, seq);
 CREATE INDEX IF NOT EXISTS mps_outbox_done ON mps_outbox (state, done_at);
+CREATE TABLE IF NOT EXISTS mps_outbox_lease (
+	url TEXT PRIMARY KEY,
+	owner TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+);
 `
 
 const (
@@ -120,6 +125,8 @@ const (
 	dbTimeout = 10 * time.Second
 	// pruneEvery is how often old rows are deleted.
 	pruneEvery = time.Minute
+	// leaseMargin is how much longer than a request a URL's lease lasts.
+	leaseMargin = 30 * time.Second
 )
 
 // Outbox delivers events to webhooks through a table in the jobs
@@ -132,8 +139,15 @@ const (
 // events. A row is marked delivered after a 2xx answer and never sent
 // again; a crash between the answer and the mark can resend it once,
 // and receivers drop duplicates by event id.
+//
+// In cluster mode several nodes share the table. A node delivers to a URL
+// only while it holds the URL's lease (a row of mps_outbox_lease, taken
+// and renewed atomically before each attempt, good for Timeout plus 30 s):
+// one node at a time, so the order holds across nodes too. The lease of a
+// node that dies runs out, and another node takes the URL over.
 type Outbox struct {
-	db     *sql.DB
+	db     dbx
+	owner  string // the lease owner in cluster mode; "" alone on the database
 	cfg    OutboxConfig
 	log    *slog.Logger
 	client *http.Client
@@ -166,12 +180,26 @@ type outboxRow struct {
 	nextAt    int64 // unix ms
 }
 
-// NewOutbox prepares the outbox table in db. db stays the caller's: Close
-// does not close it. Call Start to begin delivering.
+// NewOutbox prepares the outbox table in db, a SQLite database that no
+// other process delivers from. db stays the caller's: Close does not close
+// it. Call Start to begin delivering.
 func NewOutbox(db *sql.DB, cfg OutboxConfig) (*Outbox, error) {
 	if db == nil {
 		return nil, errors.New("outbox: no database")
 	}
+	x := dbx{d: dialectSQLite, ex: db}
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	if err := x.execSchema(ctx, outboxSchema); err != nil {
+		return nil, fmt.Errorf("webhook outbox table: %w", err)
+	}
+	return newOutbox(x, "", cfg), nil
+}
+
+// newOutbox delivers from db, whose tables exist. With a node id, the
+// database is shared with other nodes, and deliveries to a URL take its
+// lease.
+func newOutbox(db dbx, node string, cfg OutboxConfig) *Outbox {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -208,19 +236,53 @@ func NewOutbox(db *sql.DB, cfg OutboxConfig) (*Outbox, error) {
 			},
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, outboxSchema); err != nil {
-		return nil, fmt.Errorf("webhook outbox table: %w", err)
-	}
-	return &Outbox{
+	o := &Outbox{
 		db:     db,
 		cfg:    cfg,
 		log:    cfg.Logger,
 		client: client,
 		wake:   make(chan struct{}, 1),
 		active: map[string]bool{},
-	}, nil
+	}
+	if node != "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		o.owner = node + "/" + hex.EncodeToString(b)
+	}
+	return o
+}
+
+// lease takes or renews the lease of a URL (cluster mode), and reports
+// whether this outbox holds it.
+func (o *Outbox) lease(ctx context.Context, u string) bool {
+	if o.owner == "" {
+		return true
+	}
+	now := time.Now()
+	res, err := o.db.ExecContext(ctx, `INSERT INTO mps_outbox_lease (url, owner, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (url) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+		WHERE mps_outbox_lease.owner = excluded.owner OR mps_outbox_lease.expires_at < ?`,
+		u, o.owner, now.Add(o.cfg.Timeout+leaseMargin).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("webhook outbox: lease", "url", redactURL(u), "error", err)
+		}
+		return false
+	}
+	n, err := res.RowsAffected()
+	return err == nil && n == 1
+}
+
+// unlease gives up the lease of a URL.
+func (o *Outbox) unlease(ctx context.Context, u string) {
+	if o.owner == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
+	defer cancel()
+	if _, err := o.db.ExecContext(ctx, `DELETE FROM mps_outbox_lease WHERE url = ? AND owner = ?`, u, o.owner); err != nil {
+		o.log.Warn("webhook outbox: lease not given up; it runs out", "url", redactURL(u), "error", err)
+	}
 }
 
 // Sign returns the X-MPS-Signature header of body: "sha256=" and the hex
@@ -474,8 +536,9 @@ func (o *Outbox) dispatch(ctx context.Context, stop chan struct{}) {
 		url    string
 		nextAt int64
 	}
-	rows, err := o.db.QueryContext(ctx, `SELECT url, MIN(seq) AS s, next_at FROM mps_outbox
-		WHERE state = 'pending' GROUP BY url ORDER BY s`)
+	rows, err := o.db.QueryContext(ctx, `SELECT o.url, o.seq, o.next_at FROM mps_outbox o
+		JOIN (SELECT MIN(seq) AS s FROM mps_outbox WHERE state = 'pending' GROUP BY url) h ON o.seq = h.s
+		ORDER BY o.seq`)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.log.Error("webhook outbox: read", "error", err)
@@ -510,13 +573,21 @@ func (o *Outbox) dispatch(ctx context.Context, stop chan struct{}) {
 }
 
 // deliverURL sends the due deliveries of one URL in order, and returns
-// at the first that fails (the dispatcher comes back when it is due).
+// at the first that fails (the dispatcher comes back when it is due). In
+// cluster mode it returns when another node holds the URL's lease.
 func (o *Outbox) deliverURL(ctx context.Context, stop chan struct{}, u string) {
+	leased := false
 	defer func() {
+		if leased {
+			o.unlease(ctx, u)
+		}
 		o.mu.Lock()
 		delete(o.active, u)
 		o.mu.Unlock()
-		o.poke()
+		if leased {
+			// Another node's lease waits for the next poll, not for a poke.
+			o.poke()
+		}
 		o.wg.Done()
 	}()
 	for {
@@ -527,6 +598,12 @@ func (o *Outbox) deliverURL(ctx context.Context, stop chan struct{}, u string) {
 			return
 		default:
 		}
+		if !o.lease(ctx, u) {
+			return
+		}
+		leased = true
+		// Read after the lease: the head may have been delivered by the
+		// node that held it before.
 		r, ok := o.head(ctx, u)
 		if !ok || r.nextAt > time.Now().UnixMilli() {
 			return

@@ -35,7 +35,7 @@ type ParamsChecker interface {
 
 // TemplateStore holds the built-in presets and the user's templates.
 type TemplateStore struct {
-	db      *sql.DB
+	db      dbx
 	presets map[string]map[string]json.RawMessage // type -> name -> params
 	runners map[string]Runner
 }
@@ -49,11 +49,10 @@ CREATE TABLE IF NOT EXISTS mps_template (
 	PRIMARY KEY (type, name)
 );`
 
-func newTemplateStore(ctx context.Context, db *sql.DB, presets map[string]map[string]json.RawMessage, runners map[string]Runner) (*TemplateStore, error) {
-	if _, err := db.ExecContext(ctx, templateSchema); err != nil {
-		return nil, fmt.Errorf("templates table: %w", err)
-	}
-	return &TemplateStore{db: db, presets: presets, runners: runners}, nil
+// newTemplateStore serves templates from db, whose mps_template table
+// exists (see createTables).
+func newTemplateStore(db dbx, presets map[string]map[string]json.RawMessage, runners map[string]Runner) *TemplateStore {
+	return &TemplateStore{db: db, presets: presets, runners: runners}
 }
 
 // List returns the templates of taskType ("" for every type): presets

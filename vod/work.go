@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,18 +18,135 @@ import (
 // progressInterval throttles progress writes and events.
 const progressInterval = 500 * time.Millisecond
 
+// Timing of cluster mode.
+const (
+	// claimWait is how long a job whose row another attempt owns waits
+	// before it tries again (without using up an attempt).
+	claimWait = 2 * time.Second
+	// watchInterval is how often a running attempt looks at its row in
+	// cluster mode, for a cancel made on another node or a take-over.
+	watchInterval = time.Second
+	// rescueInterval is how often the jobs of dead nodes are queued again.
+	rescueInterval = 2 * time.Second
+)
+
+// errTakenOver stops an attempt whose job was queued again and taken by
+// another attempt: its node was taken for dead.
+var errTakenOver = errors.New("job taken over by another attempt")
+
+// attempt is one run of a job on this node. It owns the job's row while
+// it runs, and writes the row only while it does.
+type attempt struct {
+	e      *Engine
+	tok    string
+	cancel context.CancelCauseFunc
+}
+
+// save stores j. When the attempt no longer owns the job, or the job was
+// cancelled, it stores nothing, stops the attempt and returns why.
+func (a *attempt) save(ctx context.Context, j *Job) error {
+	ok, err := a.e.store.save(ctx, j, a.tok)
+	if err != nil || ok {
+		return err
+	}
+	cause := a.lost(ctx, j.ID)
+	a.cancel(cause)
+	return cause
+}
+
+// lost says why the attempt may no longer write its job: ErrCancelled or
+// errTakenOver.
+func (a *attempt) lost(ctx context.Context, id string) error {
+	if state, _, err := a.e.store.owner(ctx, id); err == nil && state == StateCancelled {
+		return ErrCancelled
+	}
+	return errTakenOver
+}
+
+// watch stops the attempt when its job is cancelled on another node or
+// taken over, until ctx ends. It returns a function that stops it and
+// waits for it.
+func (a *attempt) watch(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(watchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			state, owner, err := a.e.store.owner(ctx, id)
+			switch {
+			case err != nil:
+				// The database is away; the next write tells.
+			case state == StateCancelled:
+				a.cancel(ErrCancelled)
+				return
+			case owner != a.tok:
+				a.cancel(errTakenOver)
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // work runs one attempt of a job: its tasks in order, skipping those that
 // succeeded in an earlier attempt.
 func (e *Engine) work(ctx context.Context, rj *river.Job[runArgs]) error {
 	j, err := e.store.get(ctx, rj.Args.JobID)
-	if err != nil {
+	if errors.Is(err, ErrNoJob) {
 		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
 	}
 	if j.finished() {
 		return nil // cancelled while queued
 	}
+	log := e.log.With("job", j.ID)
+	a := &attempt{e: e, tok: fmt.Sprintf("%s/%d/%d", e.node, rj.ID, rj.Attempt)}
+	ok, err := e.store.claim(ctx, j.ID, e.node, a.tok)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Another attempt still runs it: one that was cancelled and has
+		// not stopped yet, or one on a node that died and is not rescued
+		// yet. Come back without using up an attempt.
+		log.Info("job is still run by another attempt; waiting", "attempt", rj.Attempt)
+		return river.JobSnooze(claimWait)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := e.store.release(rctx, j.ID, a.tok); err != nil {
+			log.Warn("job row not released", "error", err)
+		}
+	}()
+	// Read it again: it may have changed before the claim.
+	if j, err = e.store.get(ctx, rj.Args.JobID); err != nil {
+		return err
+	}
+	if j.finished() {
+		return nil
+	}
+	if e.dialect == dialectPostgres {
+		j.Node = e.node
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	a.cancel = cancel
+	if e.dialect == dialectPostgres {
+		defer a.watch(ctx, j.ID)()
+	}
 	e.mu.Lock()
 	e.running[j.ID] = cancel
 	e.mu.Unlock()
@@ -37,42 +156,61 @@ func (e *Engine) work(ctx context.Context, rj *river.Job[runArgs]) error {
 		e.mu.Unlock()
 	}()
 
-	log := e.log.With("job", j.ID)
 	now := time.Now().UTC()
 	j.State, j.Attempts, j.Error = StateRunning, rj.Attempt, ""
 	if j.StartedAt == nil {
 		j.StartedAt = &now
 	}
-	if err := e.store.update(ctx, j); err != nil {
-		return err
+	if err := a.save(ctx, j); err != nil {
+		return e.finish(j, rj, a, err, context.Cause(ctx))
 	}
-	log.Info("job started", "attempt", rj.Attempt, "tasks", len(j.Tasks))
-	err = e.runTasks(ctx, j)
-	return e.finish(j, rj, err, context.Cause(ctx))
+	log.Info("job started", "attempt", rj.Attempt, "tasks", len(j.Tasks), "node", e.node)
+	err = e.runTasks(ctx, j, a)
+	return e.finish(j, rj, a, err, context.Cause(ctx))
 }
 
 // finish records how an attempt ended and tells River whether to retry.
-func (e *Engine) finish(j *Job, rj *river.Job[runArgs], err, cause error) error {
+func (e *Engine) finish(j *Job, rj *river.Job[runArgs], a *attempt, err, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now := time.Now().UTC()
 	switch {
+	case errors.Is(cause, errTakenOver):
+		e.log.Warn("job taken over by another attempt; this one stops", "job", j.ID, "attempt", rj.Attempt)
+		return nil
 	case err == nil:
 		j.State, j.Progress, j.FinishedAt = StateSucceeded, 1, &now
 	case errors.Is(cause, ErrCancelled):
-		// Cancel already stored the state.
-		if cur, gerr := e.store.get(ctx, j.ID); gerr == nil {
-			*j = *cur
-		}
-		e.log.Info("job cancelled", "job", j.ID)
-		return river.JobCancel(ErrCancelled)
+		return e.cancelled(ctx, j)
 	case errors.Is(err, ErrBadInput) || rj.Attempt >= rj.MaxAttempts:
 		j.State, j.Error, j.FinishedAt = StateFailed, err.Error(), &now
+	case e.dialect == dialectPostgres && e.closing.Load():
+		// This node shuts down: not the job's fault. It goes back to the
+		// queue without using up an attempt, for another node to take.
+		j.State, j.Error = StateQueued, ""
+		for i := range j.Tasks {
+			if ts := &j.Tasks[i]; ts.State != StateSucceeded {
+				ts.State, ts.Error, ts.Progress = StateQueued, "", 0
+			}
+		}
+		j.updateProgress()
+		if ok, uerr := e.store.save(ctx, j, a.tok); uerr != nil || !ok {
+			e.log.Warn("job state not stored", "job", j.ID, "error", uerr)
+		}
+		e.log.Info("job handed back to the queue: node stops", "job", j.ID)
+		return river.JobSnooze(0)
 	default:
 		j.State, j.Error = StateQueued, fmt.Sprintf("attempt %d failed, retrying: %v", rj.Attempt, err)
 	}
-	if uerr := e.store.update(ctx, j); uerr != nil {
+	ok, uerr := e.store.save(ctx, j, a.tok)
+	if uerr != nil {
 		e.log.Warn("job state not stored", "job", j.ID, "error", uerr)
+	} else if !ok {
+		if errors.Is(a.lost(ctx, j.ID), ErrCancelled) {
+			return e.cancelled(ctx, j)
+		}
+		e.log.Warn("job taken over by another attempt; this one stops", "job", j.ID, "attempt", rj.Attempt)
+		return nil
 	}
 	switch j.State {
 	case StateSucceeded:
@@ -88,8 +226,186 @@ func (e *Engine) finish(j *Job, rj *river.Job[runArgs], err, cause error) error 
 	return err
 }
 
+// cancelled ends an attempt whose job was cancelled: Cancel stored the
+// state already.
+func (e *Engine) cancelled(ctx context.Context, j *Job) error {
+	if cur, gerr := e.store.get(ctx, j.ID); gerr == nil {
+		*j = *cur
+	}
+	e.log.Info("job cancelled", "job", j.ID)
+	return river.JobCancel(ErrCancelled)
+}
+
+// rescueLoop queues again, every rescueInterval until ctx ends, the jobs
+// that dead nodes were running (cluster mode).
+func (e *Engine) rescueLoop(ctx context.Context) {
+	t := time.NewTicker(rescueInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.rescue(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("jobs of dead nodes not rescued", "error", err)
+		}
+	}
+}
+
+// rescueLockKey is the advisory lock of one rescue pass: one node at a
+// time rescues.
+const rescueLockKey = 0x6d70735f726573 // "mps_res"
+
+// rescue queues again the jobs that the nodes DeadNodes reports were
+// running (see rescueNodes).
+func (e *Engine) rescue(ctx context.Context) error {
+	dead, err := e.cfg.DeadNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("dead nodes: %w", err)
+	}
+	// This node is alive, whatever the membership says.
+	dead = slices.DeleteFunc(slices.Clone(dead), func(n string) bool { return n == "" || n == e.node })
+	return e.rescueNodes(ctx, dead)
+}
+
+// rescueNodes queues again the jobs that the nodes dead were running
+// (cluster mode): their River rows (running, last attempted by a dead node) are
+// made available, and their MPS rows go back to queued, their unfinished
+// tasks too, without an owner. The next attempt skips the tasks that
+// succeeded. A job whose last attempt it was is failed instead, as
+// River's own rescuer would: a job that kills its nodes must not go round
+// the cluster for ever. All in one transaction.
+//
+// A node that starts rescues its own id's jobs: what they hold is left
+// from an earlier process of the node, since River allows one process
+// per client id.
+func (e *Engine) rescueNodes(ctx context.Context, dead []string) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	var finished []*Job
+	err := inTx(ctx, e.dialect, e.db, func(tx dbx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(rescueLockKey)); err != nil {
+			return err
+		}
+		// The MPS rows first, in id order, as every rescuer locks them.
+		owned := map[string]string{} // job id -> dead node
+		rows, err := tx.QueryContext(ctx, `SELECT id, node FROM mps_job WHERE node = ANY(?) ORDER BY id FOR UPDATE`, dead)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, node string
+			if err := rows.Scan(&id, &node); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			owned[id] = node
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		type rescued struct {
+			node, state string
+			attempt     int
+		}
+		queue := map[string]rescued{}
+		rows, err = tx.QueryContext(ctx, `UPDATE river_job SET
+			state = (CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END)::river_job_state,
+			finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
+			scheduled_at = now(),
+			errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt,
+				'error', 'node ' || attempted_by[array_upper(attempted_by, 1)] || ' died while it ran the job', 'trace', ''))
+			WHERE state = 'running' AND kind = ? AND attempted_by[array_upper(attempted_by, 1)] = ANY(?)
+			RETURNING args->>'job_id', attempted_by[array_upper(attempted_by, 1)], state::text, attempt`, runArgs{}.Kind(), dead)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var r rescued
+			if err := rows.Scan(&id, &r.node, &r.state, &r.attempt); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			queue[id] = r
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		ids := slices.Sorted(maps.Keys(owned))
+		for id := range queue {
+			if _, ok := owned[id]; !ok {
+				ids = append(ids, id)
+			}
+		}
+		now := time.Now().UTC()
+		for _, id := range ids {
+			j, err := loadJob(ctx, tx, id)
+			if errors.Is(err, ErrNoJob) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r, inQueue := queue[id]
+			node, ownedByDead := owned[id]
+			lastAttempt := inQueue && r.state == "discarded"
+			if !ownedByDead {
+				// The dead node took the job from the queue but had not
+				// claimed its row: only a last attempt changes it.
+				node = r.node
+				var owner string
+				if err := tx.QueryRowContext(ctx, `SELECT owner FROM mps_job WHERE id = ? FOR UPDATE`, id).Scan(&owner); err != nil {
+					return err
+				}
+				if owner != "" || !lastAttempt {
+					continue
+				}
+			}
+			if !j.finished() {
+				if lastAttempt {
+					j.State, j.FinishedAt = StateFailed, &now
+					j.Error = fmt.Sprintf("node %s died during attempt %d, the last", node, r.attempt)
+					finished = append(finished, j)
+				} else {
+					j.State, j.Error = StateQueued, fmt.Sprintf("node %s died during the job; queued again", node)
+				}
+				for i := range j.Tasks {
+					ts := &j.Tasks[i]
+					switch {
+					case ts.State != StateRunning:
+					case lastAttempt:
+						ts.State, ts.Error = StateFailed, j.Error
+					default:
+						ts.State, ts.Progress = StateQueued, 0
+					}
+				}
+				j.updateProgress()
+			}
+			body, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE mps_job SET state = ?, body = ?, owner = '', node = '' WHERE id = ?`, j.State, string(body), id); err != nil {
+				return err
+			}
+			e.log.Warn("job of a dead node rescued", "job", id, "dead_node", node, "state", j.State)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, j := range finished {
+		e.emit(EventJobFinished, j)
+	}
+	return nil
+}
+
 // runTasks resolves the input and runs each task not yet done.
-func (e *Engine) runTasks(ctx context.Context, j *Job) error {
+func (e *Engine) runTasks(ctx context.Context, j *Job, a *attempt) error {
 	workDir := e.jobDir(j)
 	if err := ensureDir(workDir); err != nil {
 		return fmt.Errorf("output folder: %w", err)
@@ -110,7 +426,7 @@ func (e *Engine) runTasks(ctx context.Context, j *Job) error {
 		if ts.State == StateSucceeded {
 			continue
 		}
-		if err := e.runTask(ctx, j, i, env, media); err != nil {
+		if err := e.runTask(ctx, j, i, env, media, a); err != nil {
 			ts.State, ts.Error = StateFailed, err.Error()
 			return fmt.Errorf("task %d (%s): %w", i+1, ts.Type, err)
 		}
@@ -118,7 +434,7 @@ func (e *Engine) runTasks(ctx context.Context, j *Job) error {
 	return nil
 }
 
-func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Media) error {
+func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Media, a *attempt) error {
 	spec := j.Spec.Tasks[i]
 	ts := &j.Tasks[i]
 	params, err := e.params(spec)
@@ -142,7 +458,9 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 		return err
 	}
 	ts.State, ts.Progress, ts.Error, ts.Outputs = StateRunning, 0, "", []Output{}
-	_ = e.store.update(ctx, j)
+	if err := a.save(ctx, j); errors.Is(err, ErrCancelled) || errors.Is(err, errTakenOver) {
+		return err
+	}
 	var last time.Time
 	env.Progress = func(f float64) {
 		// Throttled, but a step of a tenth or more is always kept, so that
@@ -153,7 +471,7 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 		last = time.Now()
 		ts.Progress = f
 		j.updateProgress()
-		if err := e.store.update(ctx, j); err == nil {
+		if err := a.save(ctx, j); err == nil {
 			e.emit(EventJobProgress, j)
 		}
 	}
@@ -168,7 +486,7 @@ func (e *Engine) runTask(ctx context.Context, j *Job, i int, env Env, media Medi
 	ts.State, ts.Progress, ts.Outputs = StateSucceeded, 1, outputs
 	e.refreshSizes(j, i)
 	j.updateProgress()
-	return e.store.update(ctx, j)
+	return a.save(ctx, j)
 }
 
 // refreshSizes updates the sizes of the outputs of the tasks before i: a

@@ -73,10 +73,14 @@ CREATE TABLE IF NOT EXISTS mps_workflow (
 	body TEXT NOT NULL
 );`
 
-func newWorkflowStore(ctx context.Context, e *Engine, builtin []Workflow) (*WorkflowStore, error) {
-	if _, err := e.db.ExecContext(ctx, workflowSchema); err != nil {
-		return nil, fmt.Errorf("workflows table: %w", err)
-	}
+// newWorkflowStore keeps the user's workflows in e's mps_workflow table,
+// which exists (see createTables).
+//
+// In cluster mode every node watches the folders and takes the recording
+// events of its own recorder; a trigger's session id makes its job
+// unique in the shared database, so that two nodes that see one file
+// submit one job.
+func newWorkflowStore(e *Engine, builtin []Workflow) (*WorkflowStore, error) {
 	ws := &WorkflowStore{e: e, seen: map[string]fileState{}}
 	for _, w := range builtin {
 		w.Builtin = true
@@ -120,7 +124,7 @@ func (ws *WorkflowStore) check(w Workflow) error {
 // List returns every workflow, configured ones first.
 func (ws *WorkflowStore) List(ctx context.Context) ([]Workflow, error) {
 	out := slices.Clone(ws.builtin)
-	rows, err := ws.e.db.QueryContext(ctx, `SELECT body FROM mps_workflow ORDER BY name`)
+	rows, err := ws.e.x.QueryContext(ctx, `SELECT body FROM mps_workflow ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +154,7 @@ func (ws *WorkflowStore) Get(ctx context.Context, name string) (Workflow, error)
 		}
 	}
 	var body string
-	err := ws.e.db.QueryRowContext(ctx, `SELECT body FROM mps_workflow WHERE name = ?`, name).Scan(&body)
+	err := ws.e.x.QueryRowContext(ctx, `SELECT body FROM mps_workflow WHERE name = ?`, name).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Workflow{}, fmt.Errorf("workflow %q: %w", name, ErrNoWorkflow)
 	}
@@ -177,7 +181,7 @@ func (ws *WorkflowStore) Put(ctx context.Context, w Workflow) (created bool, err
 	}
 	_, getErr := ws.Get(ctx, w.Name)
 	created = errors.Is(getErr, ErrNoWorkflow)
-	_, err = ws.e.db.ExecContext(ctx, `INSERT INTO mps_workflow (name, body) VALUES (?, ?)
+	_, err = ws.e.x.ExecContext(ctx, `INSERT INTO mps_workflow (name, body) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET body = excluded.body`, w.Name, string(body))
 	return created, err
 }
@@ -187,7 +191,7 @@ func (ws *WorkflowStore) Delete(ctx context.Context, name string) error {
 	if cur, err := ws.Get(ctx, name); err == nil && cur.Builtin {
 		return fmt.Errorf("workflow %q: %w", name, ErrReadOnly)
 	}
-	res, err := ws.e.db.ExecContext(ctx, `DELETE FROM mps_workflow WHERE name = ?`, name)
+	res, err := ws.e.x.ExecContext(ctx, `DELETE FROM mps_workflow WHERE name = ?`, name)
 	if err != nil {
 		return err
 	}

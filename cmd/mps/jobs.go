@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/mps-dev/mps/cluster"
 	"github.com/mps-dev/mps/config"
 	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/recorder"
@@ -16,7 +17,7 @@ import (
 // startJobs starts the VOD job engine of cfg.Jobs, or returns nil when it
 // is disabled.
 func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabilities, rec *recorder.Recorder, bus *events.Bus,
-	engines map[string]speech.Engine, log *slog.Logger) (*vod.Engine, error) {
+	engines map[string]speech.Engine, cl *cluster.Cluster, s3 s3Opener, log *slog.Logger) (*vod.Engine, error) {
 	jc := cfg.Jobs
 	if !jc.Enabled {
 		return nil, nil
@@ -29,10 +30,14 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 	for _, ep := range jc.Webhooks.Endpoints {
 		hooks = append(hooks, vod.Webhook{URL: ep.URL, Key: ep.Key, Events: ep.Events})
 	}
-	e, err := vod.NewEngine(ctx, vod.Config{
+	workers := jc.Workers
+	if !cfg.Cluster.HasRole(config.RoleWorker) {
+		workers = -1 // takes submissions; the worker nodes run them
+	}
+	vc := vod.Config{
 		DBPath:      jc.DBPath,
 		Dir:         jc.Dir,
-		Workers:     jc.Workers,
+		Workers:     workers,
 		JobTimeout:  jc.Timeout,
 		MaxAttempts: jc.MaxAttempts,
 		FFmpeg:      cfg.Transcoder.FFmpeg,
@@ -43,6 +48,7 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 			AllowedHosts: jc.URLInputs.AllowedHosts,
 			AllowPrivate: jc.URLInputs.AllowPrivate,
 			MaxDownload:  jc.URLInputs.MaxSize,
+			S3:           s3,
 		},
 		Runners:       vod.Runners(),
 		Speech:        engines,
@@ -59,7 +65,11 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 		},
 		Webhooks: hooks,
 		Logger:   log,
-	})
+	}
+	if cl != nil {
+		vc.Postgres, vc.NodeID, vc.DeadNodes = cfg.Cluster.Postgres, cl.NodeID(), cl.DeadNodes
+	}
+	e, err := vod.NewEngine(ctx, vc)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}

@@ -43,6 +43,7 @@ type server struct {
 	captions    *livecaptions.Manager
 	cluster     *cluster.Cluster // nil on a single node
 	store       *objectStore
+	stopUploads func()
 	qc          *liveqc.Manager
 	jobs        *vod.Engine  // nil when jobs are disabled
 	rtmp        *rtmp.Server // nil when RTMP is disabled
@@ -92,13 +93,14 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, engines, log)
+	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, engines, s.cluster, s.store.opener(), log)
 	if err != nil {
 		return nil, err
 	}
 	var jobs web.JobControl
 	if s.jobs != nil {
 		jobs = s.jobs
+		s.stopUploads = s.store.uploadJobOutputs(s.events, cfg.Jobs.Dir, log)
 	}
 
 	s.qc = liveqc.New(liveqc.Config{Hub: s.hub, Events: s.events, FFmpeg: cfg.Transcoder.FFmpeg, Logger: log})
@@ -277,6 +279,9 @@ func (s *server) close() {
 	// After the recorder: the recordings it closed may trigger workflows.
 	if s.jobs != nil {
 		s.jobs.Close()
+	}
+	if s.stopUploads != nil {
+		s.stopUploads()
 	}
 	if s.cluster != nil {
 		s.cluster.Close()

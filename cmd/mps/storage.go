@@ -3,13 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"path"
+	"path/filepath"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mps-dev/mps/config"
+	"github.com/mps-dev/mps/events"
 	"github.com/mps-dev/mps/storage"
+	"github.com/mps-dev/mps/vod"
 )
 
 // Key prefixes in the bucket.
@@ -88,4 +95,76 @@ func registerSpoolMetrics(reg prometheus.Registerer, o *objectStore) error {
 		}
 	}
 	return nil
+}
+
+// s3Opener opens an object of the configured S3 endpoint in any bucket
+// its credentials reach, for s3:// job inputs.
+type s3Opener = func(ctx context.Context, bucket, key string) (io.ReadCloser, error)
+
+// opener is the s3Opener of the store, or nil without S3.
+func (o *objectStore) opener() s3Opener {
+	if o.s3 == nil {
+		return nil
+	}
+	client := o.s3.Client()
+	return func(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+		if _, err := client.StatObject(ctx, bucket, key, minio.StatObjectOptions{}); err != nil {
+			if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+				return nil, fmt.Errorf("%w: s3://%s/%s: no such object", vod.ErrBadInput, bucket, key)
+			}
+			return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+		}
+		return client.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	}
+}
+
+// uploadJobOutputs queues the output folder of every job that succeeds
+// for upload below jobs/ in the bucket. It returns the function that
+// stops it.
+func (o *objectStore) uploadJobOutputs(bus *events.Bus, jobsDir string, log *slog.Logger) func() {
+	if o.spool == nil || bus == nil {
+		return func() {}
+	}
+	dirs := make(chan string, 64)
+	done := make(chan struct{})
+	cancel := bus.Subscribe(func(ev events.Event) {
+		if ev.Type != vod.EventJobFinished || ev.Data["state"] != vod.StateSucceeded {
+			return
+		}
+		if dir, _ := ev.Data["output_dir"].(string); dir != "" {
+			select {
+			case dirs <- dir:
+			default:
+				log.Warn("job outputs not uploaded: too many jobs finishing at once", "output_dir", dir)
+			}
+		}
+	})
+	go func() {
+		defer close(done)
+		for dir := range dirs {
+			if err := o.queueFolder(jobsDir, dir); err != nil {
+				log.Warn("job outputs not uploaded", "output_dir", dir, "error", err.Error())
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		close(dirs)
+		<-done
+	}
+}
+
+// queueFolder adds every file below root/rel to the spool, as jobs/rel/....
+func (o *objectStore) queueFolder(root, rel string) error {
+	base := filepath.Join(root, filepath.FromSlash(rel))
+	return filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		r, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return o.spool.Add(context.Background(), p, path.Join(jobsPrefix, filepath.ToSlash(r)), false)
+	})
 }

@@ -138,3 +138,88 @@ func TestClusterBadDatabase(t *testing.T) {
 		t.Errorf("start-up took %s to fail", d)
 	}
 }
+
+// clusterJobsConfig is a cluster node sharing env's job folders.
+func clusterJobsConfig(env jobEnv, dsn, id string) string {
+	return env.config("") + `
+cluster:
+  enabled: true
+  postgres: "` + dsn + `"
+  node_id: ` + id + `
+`
+}
+
+// TestClusterJobs: two nodes work one queue of 20 jobs, submitted through
+// both: each job runs once (one attempt) and both nodes run some; then a
+// node is killed in the middle of a job and the other finishes it.
+func TestClusterJobs(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	dsn := pg.CreateDB(t)
+	env := newJobEnv(t)
+	makeClip(t, env.Media+"/clip.mp4", clipOptions{Dur: 2})
+	makeClip(t, env.Media+"/long.mp4", clipOptions{Dur: 40, Size: "640x360"})
+	a := startServer(t, serverOptions{Config: clusterJobsConfig(env, dsn, "node-a")})
+	b := startServer(t, serverOptions{Config: clusterJobsConfig(env, dsn, "node-b")})
+
+	var ids []string
+	for i := range 20 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		ids = append(ids, s.mustSubmit(t, jobSpec{Input: pathInput("clip.mp4"), Tasks: []jobTask{{Type: "snapshot", Template: "snapshot-cover"}}}).ID)
+	}
+	ran := map[string]int{}
+	for _, id := range ids {
+		j := waitJobSucceeded(t, a, id, 3*time.Minute)
+		var node struct {
+			Node string `json:"node"`
+		}
+		_, body := b.api(t, http.MethodGet, "/api/v1/jobs/"+id, apiToken)
+		_ = json.Unmarshal(body, &node)
+		if j.Attempts != 1 || node.Node == "" {
+			t.Errorf("job %s: %d attempts on node %q, want one attempt", id, j.Attempts, node.Node)
+		}
+		ran[node.Node]++
+	}
+	t.Logf("jobs per node: %v", ran)
+	if ran["node-a"] == 0 || ran["node-b"] == 0 {
+		t.Errorf("jobs per node %v: want both nodes to work", ran)
+	}
+
+	// A long job: wait until a node runs it, kill that node, and the other
+	// finishes it.
+	long := b.mustSubmit(t, jobSpec{Input: pathInput("long.mp4"), Tasks: []jobTask{
+		{Type: "snapshot", Template: "snapshot-cover"},
+		{Type: "transcode", Template: "mp4-480p", Params: map[string]any{"video": map[string]any{"preset": "slow"}}},
+	}})
+	var runner string
+	waitFor(t, time.Minute, "a node to start the transcode", func() bool {
+		_, body := a.api(t, http.MethodGet, "/api/v1/jobs/"+long.ID, apiToken)
+		var j struct {
+			Node  string       `json:"node"`
+			Tasks []apiJobTask `json:"tasks"`
+		}
+		if json.Unmarshal(body, &j) != nil || len(j.Tasks) < 2 {
+			return false
+		}
+		runner = j.Node
+		return j.Tasks[1].State == "running" && j.Tasks[1].Progress > 0
+	})
+	victim, survivor := a, b
+	if runner == "node-b" {
+		victim, survivor = b, a
+	}
+	victim.kill()
+	t.Logf("killed %s in the middle of job %s", runner, long.ID)
+	j := waitJobSucceeded(t, survivor, long.ID, 4*time.Minute)
+	var after struct {
+		Node string `json:"node"`
+	}
+	_, body := survivor.api(t, http.MethodGet, "/api/v1/jobs/"+long.ID, apiToken)
+	_ = json.Unmarshal(body, &after)
+	if after.Node == runner || j.Attempts != 2 {
+		t.Errorf("job %s after the kill: node %q, %d attempts; want the other node's second attempt", long.ID, after.Node, j.Attempts)
+	}
+}

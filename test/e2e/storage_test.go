@@ -122,3 +122,43 @@ func TestBadStorageConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestJobWithS3InputAndOutputs runs a job on an s3:// input: the job reads
+// the object and its outputs land in the bucket below jobs/.
+func TestJobWithS3InputAndOutputs(t *testing.T) {
+	t.Parallel()
+	s3 := s3test.Start(t)
+	s3.Bucket(t, "media")
+	env := newJobEnv(t)
+	clip := makeClip(t, filepath.Join(t.TempDir(), "up.mp4"), clipOptions{Dur: 3})
+	client := s3.Client(t)
+	if _, err := client.FPutObject(context.Background(), "media", "uploads/up.mp4", clip, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	s := startServer(t, serverOptions{Config: s3Config(filepath.Join(base, "rec"), filepath.Join(base, "spool"), s3, "media", s3.SecretKey, "") +
+		env.jobsSection("")})
+	j := s.mustSubmit(t, jobSpec{Input: map[string]string{"url": "s3://media/uploads/up.mp4"}, Tasks: []jobTask{
+		{Type: "snapshot", Template: "snapshot-cover"},
+		{Type: "transcode", Template: "mp4-480p"},
+	}})
+	j = waitJobSucceeded(t, s, j.ID, 2*time.Minute)
+	for _, task := range j.Tasks {
+		for _, o := range task.Outputs {
+			key := "mps/jobs/" + o.Path
+			var info minio.ObjectInfo
+			waitFor(t, 30*time.Second, "output "+key+" in the bucket", func() bool {
+				var err error
+				info, err = client.StatObject(context.Background(), "media", key, minio.StatObjectOptions{})
+				return err == nil
+			})
+			if info.Size != o.Size {
+				t.Errorf("%s: %d bytes in S3, the job says %d", key, info.Size, o.Size)
+			}
+		}
+	}
+	missing := s.mustSubmit(t, jobSpec{Input: map[string]string{"url": "s3://media/uploads/none.mp4"}, Tasks: []jobTask{{Type: "snapshot", Template: "snapshot-cover"}}})
+	if f := waitJobFinished(t, s, missing.ID, time.Minute); f.State != "failed" || f.Attempts != 1 || !strings.Contains(f.Error, "no such object") {
+		t.Errorf("a missing S3 input: %v", f)
+	}
+}
