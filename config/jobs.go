@@ -91,7 +91,10 @@ type Workflow struct {
 	// triggers.
 	Match string `koanf:"match"`
 	// Folder is the watched folder inside a media root, for WorkflowOnFile.
-	Folder   string          `koanf:"folder"`
+	Folder string `koanf:"folder"`
+	// Bucket and Prefix are the watched objects, for WorkflowOnS3.
+	Bucket   string          `koanf:"bucket"`
+	Prefix   string          `koanf:"prefix"`
 	Tasks    []WorkflowTask  `koanf:"tasks"`
 	Output   string          `koanf:"output"`
 	Priority int             `koanf:"priority"`
@@ -118,6 +121,7 @@ const (
 	WorkflowOnRecordingFinished = vod.OnRecordingFinished
 	WorkflowOnRecordingFile     = vod.OnRecordingFile
 	WorkflowOnFile              = vod.OnFile
+	WorkflowOnS3                = vod.OnS3
 )
 
 // jobTaskTypes are the task types a workflow may list.
@@ -153,7 +157,7 @@ func DefaultJobs() Jobs {
 
 // VOD returns the workflow as the job engine takes it.
 func (w Workflow) VOD() (vod.Workflow, error) {
-	out := vod.Workflow{Name: w.Name, On: w.On, Match: w.Match, Folder: w.Folder, Output: w.Output, Priority: w.Priority}
+	out := vod.Workflow{Name: w.Name, On: w.On, Match: w.Match, Folder: w.Folder, Bucket: w.Bucket, Prefix: w.Prefix, Output: w.Output, Priority: w.Priority}
 	for i, t := range w.Tasks {
 		ts := vod.TaskSpec{Type: t.Type, Template: t.Template}
 		if len(t.Params) > 0 {
@@ -292,6 +296,9 @@ func (c *Config) validateJobs() []error {
 			seen[wf.Name] = i
 		}
 		errs = append(errs, j.validateWorkflow(where, wf)...)
+		if wf.On == WorkflowOnS3 && c.Storage.Type != StorageTypeS3 {
+			add("%s: on %s needs storage.type s3", where, wf.On)
+		}
 	}
 	return errs
 }
@@ -324,8 +331,15 @@ func (j Jobs) validateWorkflow(where string, w Workflow) []error {
 		if w.Match != "" {
 			add("%s.match %q: only for on %s or %s", where, w.Match, WorkflowOnRecordingFinished, WorkflowOnRecordingFile)
 		}
+	case WorkflowOnS3:
+		if w.Bucket == "" {
+			add("%s.bucket: must be set for on %s", where, w.On)
+		}
+		if w.Folder != "" || w.Match != "" {
+			add("%s: on %s takes bucket and prefix, not folder or match", where, w.On)
+		}
 	default:
-		add("%s.on %q: want %s, %s or %s", where, w.On, WorkflowOnRecordingFinished, WorkflowOnRecordingFile, WorkflowOnFile)
+		add("%s.on %q: want %s, %s, %s or %s", where, w.On, WorkflowOnRecordingFinished, WorkflowOnRecordingFile, WorkflowOnFile, WorkflowOnS3)
 	}
 	if len(w.Tasks) == 0 {
 		add("%s.tasks: list at least one task, such as {type: transcode, template: mp4-720p}", where)

@@ -183,7 +183,7 @@ func TestJobsKeysAreNamed(t *testing.T) {
 		"jobs:\n  workflows: [x]\n":                  {"jobs.workflows[0] must be a map"},
 		"jobs:\n  timeout: 3600\n":                   {"jobs.timeout", "no unit"},
 		"jobs:\n  workflows:\n    - {name: a, on: file, folder: in, tasks: [{type: transcode}], trigger: x}\n": {
-			`unknown key "jobs.workflows[0].trigger"`, "known keys in jobs.workflows[0]: folder, match, name, notify, on, output, priority, tasks"},
+			`unknown key "jobs.workflows[0].trigger"`, "known keys in jobs.workflows[0]: bucket, folder, match, name, notify, on, output, prefix, priority, tasks"},
 		"jobs:\n  workflows:\n    - {name: a, on: file, folder: in, tasks: [{type: transcode, templat: x}]}\n": {
 			`unknown key "jobs.workflows[0].tasks[0].templat"`, "params, template, type"},
 		"jobs:\n  workflows:\n    - {name: a, on: file, folder: in, tasks: [{type: transcode}], notify: {uri: x}}\n": {
@@ -219,7 +219,7 @@ func TestInvalidJobs(t *testing.T) {
 		"jobs: {watch_interval: 0s}\n":                                   {"jobs.watch_interval 0s: must be more than 0"},
 		"applications:\n  - name: live\n  - name: outputs\n":             {`applications[1] (outputs).name "outputs": reserved`},
 
-		wf("name: a, on: never, tasks: [{type: transcode}]"):                                                          {`jobs.workflows[0] (a).on "never": want recording.finished, recording.file_completed or file`},
+		wf("name: a, on: never, tasks: [{type: transcode}]"):                                                          {`jobs.workflows[0] (a).on "never": want recording.finished, recording.file_completed, file or s3`},
 		wf("on: file, folder: in, tasks: [{type: transcode}]"):                                                        {`jobs.workflows[0].name "": use 1 to 64 letters`},
 		wf("name: \"a b\", on: file, folder: in, tasks: [{type: transcode}]"):                                         {`jobs.workflows[0] (a b).name "a b"`},
 		wf("name: a, on: recording.finished, tasks: [{type: transcode}]"):                                             {"jobs.workflows[0] (a).match: must be set for on recording.finished"},

@@ -32,6 +32,16 @@ type Inputs struct {
 	// S3 opens the object of an s3://BUCKET/KEY input on the configured
 	// S3 endpoint; nil refuses them. A missing object is ErrBadInput.
 	S3 func(ctx context.Context, bucket, key string) (io.ReadCloser, error)
+	// S3List lists the objects below a prefix of a bucket, for s3
+	// workflows; nil refuses them.
+	S3List func(ctx context.Context, bucket, prefix string) ([]S3Object, error)
+}
+
+// S3Object is an object an s3 workflow sees.
+type S3Object struct {
+	Key      string
+	Size     int64
+	Modified time.Time
 }
 
 // Resolve returns the local file of in, downloading a URL into workDir.

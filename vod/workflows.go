@@ -27,6 +27,8 @@ const (
 	OnRecordingFile = "recording.file_completed"
 	// OnFile submits a job for every new file in a watched folder.
 	OnFile = "file"
+	// OnS3 submits a job for every new object below a prefix of a bucket.
+	OnS3 = "s3"
 )
 
 // Workflow errors.
@@ -43,7 +45,10 @@ type Workflow struct {
 	// Match is a path.Match glob on the stream name (recording triggers).
 	Match string `json:"match,omitempty"`
 	// Folder is the watched folder, inside a media root (OnFile).
-	Folder   string     `json:"folder,omitempty"`
+	Folder string `json:"folder,omitempty"`
+	// Bucket and Prefix say which objects OnS3 watches.
+	Bucket   string     `json:"bucket,omitempty"`
+	Prefix   string     `json:"prefix,omitempty"`
 	Tasks    []TaskSpec `json:"tasks"`
 	Output   string     `json:"output,omitempty"`
 	Priority int        `json:"priority,omitempty"`
@@ -104,6 +109,13 @@ func (ws *WorkflowStore) check(w Workflow) error {
 		if _, err := path.Match(w.Match, ""); err != nil {
 			return fmt.Errorf("%w: match %q: %v", ErrInvalidWorkflow, w.Match, err)
 		}
+	case OnS3:
+		if w.Bucket == "" || w.Folder != "" || w.Match != "" {
+			return fmt.Errorf("%w: s3 workflows need bucket (and prefix), and no folder or match", ErrInvalidWorkflow)
+		}
+		if ws.e.cfg.Inputs.S3List == nil {
+			return fmt.Errorf("%w: s3 workflows need S3 storage (storage.type s3)", ErrInvalidWorkflow)
+		}
 	case OnFile:
 		if w.Folder == "" || w.Match != "" {
 			return fmt.Errorf("%w: file workflows need folder (inside a media root) and no match", ErrInvalidWorkflow)
@@ -112,7 +124,7 @@ func (ws *WorkflowStore) check(w Workflow) error {
 			return fmt.Errorf("%w: folder %q: %v", ErrInvalidWorkflow, w.Folder, err)
 		}
 	default:
-		return fmt.Errorf("%w: on %q: want %s, %s or %s", ErrInvalidWorkflow, w.On, OnRecordingFinished, OnRecordingFile, OnFile)
+		return fmt.Errorf("%w: on %q: want %s, %s, %s or %s", ErrInvalidWorkflow, w.On, OnRecordingFinished, OnRecordingFile, OnFile, OnS3)
 	}
 	spec := JobSpec{Input: JobInput{Path: "x"}, Tasks: w.Tasks, Output: w.Output, Priority: w.Priority, Notify: w.Notify}
 	if err := ws.e.validate(spec); err != nil {
@@ -254,6 +266,10 @@ func (ws *WorkflowStore) scan(ctx context.Context) {
 		return
 	}
 	for _, w := range all {
+		if w.On == OnS3 {
+			ws.scanS3(ctx, w)
+			continue
+		}
 		if w.On != OnFile {
 			continue
 		}
@@ -270,17 +286,43 @@ func (ws *WorkflowStore) scan(ctx context.Context) {
 				return nil
 			}
 			st := fileState{size: fi.Size(), mod: fi.ModTime()}
-			ws.mu.Lock()
-			prev, ok := ws.seen[p]
-			ws.seen[p] = st
-			ws.mu.Unlock()
-			if !ok || prev != st || st.size == 0 {
+			if !ws.settled(p, st) {
 				return nil
 			}
 			key := fmt.Sprintf("%s:%d:%d", p, st.size, st.mod.UnixNano())
 			ws.submit(ctx, w, JobInput{Path: p}, key, map[string]any{"workflow": w.Name, "event": "file", "path": p})
 			return nil
 		})
+	}
+}
+
+// settled notes what a scan saw of a file or object, and reports whether
+// it is unchanged since the previous scan (and not empty), so that a file
+// still being copied or uploaded waits.
+func (ws *WorkflowStore) settled(id string, st fileState) bool {
+	ws.mu.Lock()
+	prev, ok := ws.seen[id]
+	ws.seen[id] = st
+	ws.mu.Unlock()
+	return ok && prev == st && st.size > 0
+}
+
+// scanS3 submits jobs for the objects below a workflow's prefix that kept
+// their size and time since the previous scan.
+func (ws *WorkflowStore) scanS3(ctx context.Context, w Workflow) {
+	objs, err := ws.e.cfg.Inputs.S3List(ctx, w.Bucket, w.Prefix)
+	if err != nil {
+		ws.e.log.Warn("s3 workflow: listing failed", "workflow", w.Name, "bucket", w.Bucket, "prefix", w.Prefix, "error", err)
+		return
+	}
+	for _, o := range objs {
+		u := "s3://" + w.Bucket + "/" + o.Key
+		st := fileState{size: o.Size, mod: o.Modified}
+		if !ws.settled(u, st) {
+			continue
+		}
+		key := fmt.Sprintf("%s:%d:%d", u, st.size, st.mod.UnixNano())
+		ws.submit(ctx, w, JobInput{URL: u}, key, map[string]any{"workflow": w.Name, "event": "s3", "url": u})
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // startJobs starts the VOD job engine of cfg.Jobs, or returns nil when it
 // is disabled.
 func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabilities, rec *recorder.Recorder, bus *events.Bus,
-	engines map[string]speech.Engine, cl *cluster.Cluster, s3 s3Opener, log *slog.Logger) (*vod.Engine, error) {
+	engines map[string]speech.Engine, cl *cluster.Cluster, store *objectStore, log *slog.Logger) (*vod.Engine, error) {
 	jc := cfg.Jobs
 	if !jc.Enabled {
 		return nil, nil
@@ -48,7 +48,8 @@ func startJobs(ctx context.Context, cfg *config.Config, caps *transcoder.Capabil
 			AllowedHosts: jc.URLInputs.AllowedHosts,
 			AllowPrivate: jc.URLInputs.AllowPrivate,
 			MaxDownload:  jc.URLInputs.MaxSize,
-			S3:           s3,
+			S3:           store.opener(),
+			S3List:       store.lister(),
 		},
 		Runners:       vod.Runners(),
 		Speech:        engines,

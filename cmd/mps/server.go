@@ -93,7 +93,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, engines, s.cluster, s.store.opener(), log)
+	s.jobs, err = startJobs(context.Background(), cfg, s.transcoding.caps, s.recorder, s.events, engines, s.cluster, s.store, log)
 	if err != nil {
 		return nil, err
 	}

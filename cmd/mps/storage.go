@@ -97,12 +97,9 @@ func registerSpoolMetrics(reg prometheus.Registerer, o *objectStore) error {
 	return nil
 }
 
-// s3Opener opens an object of the configured S3 endpoint in any bucket
-// its credentials reach, for s3:// job inputs.
-type s3Opener = func(ctx context.Context, bucket, key string) (io.ReadCloser, error)
-
-// opener is the s3Opener of the store, or nil without S3.
-func (o *objectStore) opener() s3Opener {
+// opener opens an object of the configured S3 endpoint in any bucket its
+// credentials reach, for s3:// job inputs, or is nil without S3.
+func (o *objectStore) opener() func(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
 	if o.s3 == nil {
 		return nil
 	}
@@ -167,4 +164,23 @@ func (o *objectStore) queueFolder(root, rel string) error {
 		}
 		return o.spool.Add(context.Background(), p, path.Join(jobsPrefix, filepath.ToSlash(r)), false)
 	})
+}
+
+// lister lists objects of the configured S3 endpoint, for s3 workflows,
+// or is nil without S3.
+func (o *objectStore) lister() func(ctx context.Context, bucket, prefix string) ([]vod.S3Object, error) {
+	if o.s3 == nil {
+		return nil
+	}
+	client := o.s3.Client()
+	return func(ctx context.Context, bucket, prefix string) ([]vod.S3Object, error) {
+		var out []vod.S3Object
+		for obj := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if obj.Err != nil {
+				return nil, fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, obj.Err)
+			}
+			out = append(out, vod.S3Object{Key: obj.Key, Size: obj.Size, Modified: obj.LastModified})
+		}
+		return out, nil
+	}
 }

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,7 +139,15 @@ func TestJobWithS3InputAndOutputs(t *testing.T) {
 	}
 	base := t.TempDir()
 	s := startServer(t, serverOptions{Config: s3Config(filepath.Join(base, "rec"), filepath.Join(base, "spool"), s3, "media", s3.SecretKey, "") +
-		env.jobsSection("")})
+		env.jobsSection(`  watch_interval: 500ms
+  workflows:
+    - name: drop
+      on: s3
+      bucket: media
+      prefix: incoming/
+      tasks:
+        - {type: snapshot, template: snapshot-cover}
+`)})
 	j := s.mustSubmit(t, jobSpec{Input: map[string]string{"url": "s3://media/uploads/up.mp4"}, Tasks: []jobTask{
 		{Type: "snapshot", Template: "snapshot-cover"},
 		{Type: "transcode", Template: "mp4-480p"},
@@ -156,6 +166,32 @@ func TestJobWithS3InputAndOutputs(t *testing.T) {
 				t.Errorf("%s: %d bytes in S3, the job says %d", key, info.Size, o.Size)
 			}
 		}
+	}
+	// An upload below the watched prefix runs the workflow, once.
+	if _, err := client.FPutObject(context.Background(), "media", "incoming/new.mp4", clip, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	jobsOf := func(u string) []apiJob {
+		_, b := s.api(t, http.MethodGet, "/api/v1/jobs?limit=100", apiToken)
+		var list struct {
+			Jobs []apiJob `json:"jobs"`
+		}
+		_ = json.Unmarshal(b, &list)
+		var out []apiJob
+		for _, lj := range list.Jobs {
+			if lj.Spec.Input.URL == u {
+				out = append(out, lj)
+			}
+		}
+		return out
+	}
+	waitFor(t, time.Minute, "the s3 workflow's job to succeed", func() bool {
+		js := jobsOf("s3://media/incoming/new.mp4")
+		return len(js) == 1 && js[0].State == "succeeded"
+	})
+	time.Sleep(1500 * time.Millisecond) // more scans: still one job
+	if n := len(jobsOf("s3://media/incoming/new.mp4")); n != 1 {
+		t.Errorf("the workflow made %d jobs for one object, want 1", n)
 	}
 	missing := s.mustSubmit(t, jobSpec{Input: map[string]string{"url": "s3://media/uploads/none.mp4"}, Tasks: []jobTask{{Type: "snapshot", Template: "snapshot-cover"}}})
 	if f := waitJobFinished(t, s, missing.ID, time.Minute); f.State != "failed" || f.Attempts != 1 || !strings.Contains(f.Error, "no such object") {
