@@ -182,3 +182,16 @@ func TestLocalListSkipsTemp(t *testing.T) {
 		t.Fatalf("list: %v %v", got, err)
 	}
 }
+
+func TestContentType(t *testing.T) {
+	for key, want := range map[string]string{
+		"recordings/a/index.m3u8":  "application/vnd.apple.mpegurl",
+		"jobs/x/01-snapshot/a.JPG": "image/jpeg",
+		"a/seg_00001.m4s":          "video/iso.segment",
+		"noext":                    "application/octet-stream",
+	} {
+		if got := ContentType(key); got != want {
+			t.Errorf("ContentType(%q) = %q, want %q", key, got, want)
+		}
+	}
+}

@@ -229,7 +229,8 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error
 		return err
 	}
 	_, err = s.client.PutObject(ctx, s.bucket, obj, r, size, minio.PutObjectOptions{
-		PartSize: uint64(s.partSize),
+		PartSize:    uint64(s.partSize),
+		ContentType: ContentType(key),
 	})
 	if err != nil {
 		return s.mapErr("put", key, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mps-dev/mps/storage"
 	"github.com/mps-dev/mps/vod"
 )
 
@@ -254,26 +255,6 @@ func isOutputPath(p string) bool {
 	return p == strings.TrimSuffix(pathOutputs, "/") || strings.HasPrefix(p, pathOutputs)
 }
 
-// outputTypes are the Content-Types of the files jobs make that Go's own
-// table may not know.
-var outputTypes = map[string]string{
-	".mp4":  "video/mp4",
-	".m4a":  "audio/mp4",
-	".m4s":  "video/iso.segment",
-	".webm": "video/webm",
-	".mp3":  "audio/mpeg",
-	".aac":  "audio/aac",
-	".m3u8": "application/vnd.apple.mpegurl",
-	".mpd":  "application/dash+xml",
-	".vtt":  "text/vtt; charset=utf-8",
-	".json": "application/json",
-	".jpg":  "image/jpeg",
-	".jpeg": "image/jpeg",
-	".png":  "image/png",
-	".gif":  "image/gif",
-	".webp": "image/webp",
-}
-
 // serveOutputs serves the files of jobs read-only from the jobs folder:
 // GET /outputs/{output_dir}/{path...}. Like playback it needs no token and
 // allows every origin; Range requests work. Folders are not listed, and
@@ -309,7 +290,14 @@ func (s *Server) serveOutputs(w http.ResponseWriter, r *http.Request) {
 	notFound := func() { writeError(w, http.StatusNotFound, fmt.Sprintf("no output %q", rel)) }
 	f, err := root.Open(filepath.FromSlash(rel))
 	if err != nil {
-		// Missing, or a link out of the jobs folder.
+		// Missing (it may be in the bucket: made on another node), or a
+		// link out of the jobs folder.
+		if s.presign != nil {
+			if u, ok := s.presign(r.Context(), "jobs/"+rel); ok {
+				http.Redirect(w, r, u, http.StatusFound)
+				return
+			}
+		}
 		notFound()
 		return
 	}
@@ -320,7 +308,7 @@ func (s *Server) serveOutputs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	if ct, ok := outputTypes[strings.ToLower(path.Ext(rel))]; ok {
+	if ct := storage.ContentType(rel); ct != "application/octet-stream" {
 		h.Set("Content-Type", ct)
 	}
 	// The outputs of a running job change: clients revalidate.

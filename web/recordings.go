@@ -237,6 +237,13 @@ func (s *Server) downloadRecording(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.presign != nil {
+		if rec, err := s.recordings.Get(id); err == nil && rec.Format == recorder.FormatFMP4 {
+			if u, ok := s.presign(c.Request().Context(), "recordings/"+rec.Path); ok {
+				return c.Redirect(http.StatusFound, u)
+			}
+		}
+	}
 	dl, err := s.recordings.OpenDownload(id)
 	if err != nil {
 		return recordingError("download recording "+id, err)

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,11 @@ type Config struct {
 	// Cluster, in cluster mode, lists the other nodes' streams with the
 	// local ones and answers GET /api/v1/nodes. Nil: a single node.
 	Cluster ClusterView
+	// Presign, when set, returns a presigned URL of an object in the
+	// media bucket ("recordings/...", "jobs/...") that exists: recording
+	// downloads redirect there, and so do job outputs this node has no
+	// copy of.
+	Presign func(ctx context.Context, key string) (string, bool)
 	// Events is the event bus GET /api/v1/events reads. Nil answers that
 	// route with 501.
 	Events *events.Bus
@@ -100,6 +106,7 @@ type Server struct {
 	recordings RecordingControl
 	captions   CaptionControl
 	cluster    ClusterView
+	presign    func(ctx context.Context, key string) (string, bool)
 	events     *events.Bus
 	// recordingPlayback serves /recordings/ paths.
 	recordingPlayback http.Handler
@@ -143,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		recordings: cfg.Recordings,
 		captions:   cfg.Captions,
 		cluster:    cfg.Cluster,
+		presign:    cfg.Presign,
 		events:     cfg.Events,
 		serveVOD:   packager.ServeVOD,
 

@@ -127,6 +127,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Recordings:   s.recorder,
 		Captions:     s.captions,
 		Cluster:      clusterView(s.cluster),
+		Presign:      s.store.presigner(cfg.Storage.S3.Presign),
 		Events:       s.events,
 		Jobs:         jobs,
 		JobsDir:      cfg.Jobs.Dir,

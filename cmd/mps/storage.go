@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,5 +183,20 @@ func (o *objectStore) lister() func(ctx context.Context, bucket, prefix string) 
 			out = append(out, vod.S3Object{Key: obj.Key, Size: obj.Size, Modified: obj.LastModified})
 		}
 		return out, nil
+	}
+}
+
+// presigner returns presigned URLs of existing objects valid for
+// storage.s3.presign, or is nil when presigning is off.
+func (o *objectStore) presigner(expiry time.Duration) func(ctx context.Context, key string) (string, bool) {
+	if o.s3 == nil || expiry <= 0 {
+		return nil
+	}
+	return func(ctx context.Context, key string) (string, bool) {
+		if _, err := o.s3.Stat(ctx, key); err != nil {
+			return "", false
+		}
+		u, err := o.s3.URL(ctx, key, expiry)
+		return u, err == nil && u != ""
 	}
 }

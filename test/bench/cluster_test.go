@@ -46,6 +46,10 @@ import (
 // which node ran each job ("node" of GET /api/v1/jobs/{id}) against which
 // node it was submitted to.
 //
+// A fourth phase, cluster-1x2w (one cluster node with jobs.workers 2),
+// is a reference: the same two workers in one process, which separates
+// what a second process brings from what a second worker brings.
+//
 // The headlines are the ratios of jobs/s: cluster-2 ÷ cluster-1 and
 // cluster-1 ÷ sqlite. Nothing asserts them: the machine is shared. The
 // benchmark fails only on correctness: a job that did not succeed, took
@@ -70,11 +74,11 @@ func BenchmarkClusterJobs(b *testing.B) {
 	task := vod.TaskSpec{Type: vod.TaskSnapshot, Template: "snapshot-cover"}
 
 	type phaseDef struct {
-		name  string
-		nodes int
-		pg    bool
+		name           string
+		nodes, workers int
+		pg             bool
 	}
-	defs := []phaseDef{{"sqlite", 1, false}, {"cluster-1", 1, true}, {"cluster-2", 2, true}}
+	defs := []phaseDef{{"sqlite", 1, 1, false}, {"cluster-1", 1, 1, true}, {"cluster-2", 2, 1, true}, {"cluster-1x2w", 1, 2, true}}
 	results := map[string][]*clusterRun{}
 	var order []string
 	for r := range rounds {
@@ -87,7 +91,7 @@ func BenchmarkClusterJobs(b *testing.B) {
 			if d.pg {
 				dsn = pg.CreateDB(b)
 			}
-			run := runClusterPhase(b, d.name, fmt.Sprintf("%s-r%d", d.name, r+1), root, mediaDir, dsn, d.nodes, n, in, task, pgPID)
+			run := runClusterPhase(b, d.name, fmt.Sprintf("%s-r%d", d.name, r+1), root, mediaDir, dsn, d.nodes, d.workers, n, in, task, pgPID)
 			results[d.name] = append(results[d.name], run)
 			order = append(order, run.label)
 			fmt.Printf("round %d %s: %s\n", r+1, d.name, run)
@@ -111,10 +115,12 @@ func BenchmarkClusterJobs(b *testing.B) {
 			lines = append(lines, r.lines(i+1)...)
 		}
 	}
-	r0, r1, r2 := rate("sqlite"), rate("cluster-1"), rate("cluster-2")
+	r0, r1, r2, r1w2 := rate("sqlite"), rate("cluster-1"), rate("cluster-2"), rate("cluster-1x2w")
 	lines = append(lines,
-		fmt.Sprintf("jobs/s (mean over %d round(s)): sqlite %.2f, cluster 1 node %.2f, cluster 2 nodes %.2f", rounds, r0, r1, r2),
-		fmt.Sprintf("ratio cluster 2 nodes / 1 node: x%.2f; cluster 1 node / sqlite: x%.2f", r2/r1, r1/r0),
+		fmt.Sprintf("jobs/s (mean over %d round(s)): sqlite %.2f, cluster 1 node %.2f, cluster 2 nodes %.2f; reference: cluster 1 node with 2 workers %.2f",
+			rounds, r0, r1, r2, r1w2),
+		fmt.Sprintf("ratio cluster 2 nodes / 1 node: x%.2f; cluster 1 node / sqlite: x%.2f; 2 nodes x 1 worker / 1 node x 2 workers: x%.2f",
+			r2/r1, r1/r0, r2/r1w2),
 	)
 	report(fmt.Sprintf("BenchmarkClusterJobs (%d small jobs: sqlite, 1 cluster node, 2 cluster nodes)", n), lines...)
 
@@ -124,12 +130,15 @@ func BenchmarkClusterJobs(b *testing.B) {
 	b.ReportMetric(r2, "pg2-jobs/s")
 	b.ReportMetric(r2/r1, "x-2-nodes")
 	b.ReportMetric(r1/r0, "x-pg-sqlite")
+	b.ReportMetric(r1w2, "pg1x2w-jobs/s")
 }
 
 // clusterRun is one phase: a burst of jobs through one or two nodes.
 type clusterRun struct {
 	phase, label string
 	n, nodes     int
+	workers      int // per node
+	image        string
 	warmup       []time.Duration // submit -> seen succeeded, per node
 	total        time.Duration   // first POST -> poll that saw the last finished
 	serverSpan   time.Duration   // first created_at -> last finished_at
@@ -142,6 +151,7 @@ type clusterRun struct {
 	nodeCPU      []time.Duration           // each node's tree (mps + children)
 	pgCPU        time.Duration             // the PostgreSQL server's tree
 	busy         float64                   // machine busy share
+	other        float64                   // cores the rest of the machine used
 	problems     int                       // warnings and errors in the nodes' logs
 	firstProblem string
 }
@@ -149,8 +159,8 @@ type clusterRun struct {
 func (r *clusterRun) rate() float64 { return float64(r.n) / r.total.Seconds() }
 
 func (r *clusterRun) String() string {
-	return fmt.Sprintf("total %.2f s, %.2f jobs/s (server span %.2f s); submit -> start %s; run %s; pickup gap %s; nodes %v; machine busy %.0f%%",
-		r.total.Seconds(), r.rate(), r.serverSpan.Seconds(), r.start, r.run, r.gap, r.perNode, r.busy*100)
+	return fmt.Sprintf("total %.2f s, %.2f jobs/s (server span %.2f s); submit -> start %s; run %s; pickup gap %s; nodes %v; machine busy %.0f%% (other load %.2f cores)",
+		r.total.Seconds(), r.rate(), r.serverSpan.Seconds(), r.start, r.run, r.gap, r.perNode, r.busy*100, r.other)
 }
 
 func (r *clusterRun) lines(i int) []string {
@@ -166,17 +176,17 @@ func (r *clusterRun) lines(i int) []string {
 	}
 	p := fmt.Sprintf("%s run %d:", r.phase, i)
 	out := []string{
-		fmt.Sprintf("%s %d node(s); warm-up job(s) %s; POST latency %s; all %d created within %s",
-			p, r.nodes, strings.Join(warm, ", "), r.post, r.n, ms(r.createdSpan)),
-		fmt.Sprintf("%s total %.2f s = %.2f jobs/s (server first created -> last finished %.2f s = %.2f jobs/s); machine busy %.0f%%",
-			p, r.total.Seconds(), r.rate(), r.serverSpan.Seconds(), float64(r.n)/r.serverSpan.Seconds(), r.busy*100),
+		fmt.Sprintf("%s %d node(s) with jobs.workers %d; output %s; warm-up job(s) %s; POST latency %s; all %d created within %s",
+			p, r.nodes, r.workers, r.image, strings.Join(warm, ", "), r.post, r.n, ms(r.createdSpan)),
+		fmt.Sprintf("%s total %.2f s = %.2f jobs/s (server first created -> last finished %.2f s = %.2f jobs/s); machine busy %.0f%% (other load %.2f cores)",
+			p, r.total.Seconds(), r.rate(), r.serverSpan.Seconds(), float64(r.n)/r.serverSpan.Seconds(), r.busy*100, r.other),
 		fmt.Sprintf("%s submit -> start %s", p, r.start),
 		fmt.Sprintf("%s job run (started -> finished) %s", p, r.run),
 		fmt.Sprintf("%s pickup gap (its node's worker free -> started) %s", p, r.gap),
 		fmt.Sprintf("%s CPU: %s (mps + children, %.1f ms per job); PostgreSQL %.2f CPU-s",
 			p, strings.Join(cpus, ", "), all.Seconds()*1000/float64(r.n), r.pgCPU.Seconds()),
 	}
-	if r.nodes > 1 || r.perNode[""] == 0 {
+	if r.perNode[""] == 0 {
 		out = append(out, fmt.Sprintf("%s jobs run per node: %s", p, fmtCross(r.perNode, r.cross)))
 	}
 	if r.problems > 0 {
@@ -215,7 +225,7 @@ func fmtCross(perNode map[string]int, cross map[string]map[string]int) string {
 // runClusterPhase starts nodes mps processes (cluster mode on dsn, or
 // SQLite when dsn is empty) sharing one jobs folder, runs the burst, and
 // stops them.
-func runClusterPhase(b *testing.B, phase, label, root, mediaDir, dsn string, nodes, n int, in jobInput, task vod.TaskSpec, pgPID int) *clusterRun {
+func runClusterPhase(b *testing.B, phase, label, root, mediaDir, dsn string, nodes, workers, n int, in jobInput, task vod.TaskSpec, pgPID int) *clusterRun {
 	b.Helper()
 	jobsDir := filepath.Join(root, label, "jobs")
 	if err := os.MkdirAll(jobsDir, 0o755); err != nil {
@@ -231,9 +241,9 @@ jobs:
   enabled: true
   db_path: %q
   dir: %q
-  workers: 1
+  workers: %d
   media_roots: [%q]
-`, filepath.Join(root, label, id+".db"), jobsDir, mediaDir)
+`, filepath.Join(root, label, id+".db"), jobsDir, workers, mediaDir)
 		if dsn != "" {
 			cfg += fmt.Sprintf(`cluster:
   enabled: true
@@ -253,7 +263,7 @@ jobs:
 	}()
 	ctx := context.Background()
 	spec := vod.JobSpec{Input: vod.JobInput{Path: in.name}, Tasks: []vod.TaskSpec{task}}
-	r := &clusterRun{phase: phase, label: label, n: n, nodes: nodes, perNode: map[string]int{}, cross: map[string]map[string]int{}}
+	r := &clusterRun{phase: phase, label: label, n: n, nodes: nodes, workers: workers, perNode: map[string]int{}, cross: map[string]map[string]int{}}
 
 	// One warm-up job through each node, one after the other.
 	for k, js := range srvs {
@@ -281,6 +291,7 @@ jobs:
 		pg0 = treeCPU(b, pgPID).cpu
 	}
 	busy0, total0 := systemCPU()
+	self0, _ := procCPU(os.Getpid())
 
 	ids := make([]string, n)
 	to := make([]int, n)
@@ -354,6 +365,12 @@ jobs:
 	if total1 > total0 {
 		r.busy = float64(busy1-busy0) / float64(total1-total0)
 	}
+	self1, _ := procCPU(os.Getpid())
+	ours := r.pgCPU + self1 - self0
+	for _, c := range r.nodeCPU {
+		ours += c
+	}
+	r.other = otherCores(r.busy, r.total, ours)
 	r.post = summarize(posts)
 
 	// Every job, as GET /api/v1/jobs/{id} shows it (from the other node
@@ -380,6 +397,9 @@ jobs:
 		if dsn != "" && j.Node == "" {
 			b.Fatalf("%s: job %s: no node in cluster mode", label, j.ID)
 		}
+		if o := j.Tasks[0].Outputs[0]; r.image == "" {
+			r.image = fmt.Sprintf("%s %dx%d, %d bytes", o.MIME, o.Width, o.Height, o.Size)
+		}
 		jobs = append(jobs, &j)
 		r.perNode[j.Node]++
 		from := fmt.Sprintf("node-%c", 'a'+to[i])
@@ -404,7 +424,7 @@ jobs:
 	r.createdSpan = lastCreated.Sub(firstCreated)
 	var gaps []time.Duration
 	for _, js := range byNode {
-		gaps = append(gaps, pickupGaps(js, 1)...)
+		gaps = append(gaps, pickupGaps(js, workers)...)
 	}
 	r.start, r.run, r.gap = summarize(starts), summarize(runs), summarize(gaps)
 	for _, js := range srvs {

@@ -138,7 +138,9 @@ func TestJobWithS3InputAndOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
-	s := startServer(t, serverOptions{Config: s3Config(filepath.Join(base, "rec"), filepath.Join(base, "spool"), s3, "media", s3.SecretKey, "") +
+	withPresign := strings.Replace(s3Config(filepath.Join(base, "rec"), filepath.Join(base, "spool"), s3, "media", s3.SecretKey, ""),
+		"  spool:", "    presign: 1m\n  spool:", 1)
+	s := startServer(t, serverOptions{Config: withPresign +
 		env.jobsSection(`  watch_interval: 500ms
   workflows:
     - name: drop
@@ -167,6 +169,25 @@ func TestJobWithS3InputAndOutputs(t *testing.T) {
 			}
 		}
 	}
+	// An output this node has no copy of (made on another node, say) is
+	// served from the bucket through a presigned URL.
+	snap := j.Tasks[0].Outputs[0]
+	if err := os.Remove(filepath.Join(env.JobsDir, filepath.FromSlash(snap.Path))); err != nil {
+		t.Fatal(err)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(s.outputURL(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "X-Amz-Signature") {
+		t.Fatalf("output missing locally: %d %q, want a redirect to a presigned URL", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if b := s.fetchOutput(t, snap); int64(len(b)) != snap.Size {
+		t.Errorf("output through the presigned URL: %d bytes, want %d", len(b), snap.Size)
+	}
+
 	// An upload below the watched prefix runs the workflow, once.
 	if _, err := client.FPutObject(context.Background(), "media", "incoming/new.mp4", clip, minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
