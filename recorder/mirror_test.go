@@ -110,9 +110,15 @@ func TestMirrorGetsCompleteFiles(t *testing.T) {
 func TestMirrorFailureFailsTheRecording(t *testing.T) {
 	m := &copyMirror{dst: t.TempDir(), fail: errors.New("spool full")}
 	e := newEnv(t, 4, Config{Format: FormatHLS, Rule: recordAll, Mirror: m.complete, RetryInterval: 200 * time.Millisecond})
-	go e.publish(t, "live/full", true)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.publish(t, "live/full", true)
+	}()
+	defer wg.Wait()
 	failed := e.waitEvent(t, events.RecordingFailed, 1)[0]
 	if msg, _ := failed.Data["error"].(string); !strings.Contains(msg, "spool full") {
-		t.Fatalf("failed event %+v", failed)
+		t.Errorf("failed event %+v", failed)
 	}
 }
