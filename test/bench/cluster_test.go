@@ -149,6 +149,7 @@ type clusterRun struct {
 	perNode      map[string]int            // jobs run, by node
 	cross        map[string]map[string]int // submitted to -> ran on -> jobs
 	nodeCPU      []time.Duration           // each node's tree (mps + children)
+	ownCPU       []time.Duration           // each node's mps process alone
 	pgCPU        time.Duration             // the PostgreSQL server's tree
 	busy         float64                   // machine busy share
 	other        float64                   // cores the rest of the machine used
@@ -165,10 +166,11 @@ func (r *clusterRun) String() string {
 
 func (r *clusterRun) lines(i int) []string {
 	var cpus []string
-	var all time.Duration
+	var all, own time.Duration
 	for k, c := range r.nodeCPU {
-		cpus = append(cpus, fmt.Sprintf("node %d %.2f CPU-s", k+1, c.Seconds()))
+		cpus = append(cpus, fmt.Sprintf("node %d %.2f CPU-s (mps process %.2f)", k+1, c.Seconds(), r.ownCPU[k].Seconds()))
 		all += c
+		own += r.ownCPU[k]
 	}
 	var warm []string
 	for _, w := range r.warmup {
@@ -183,8 +185,9 @@ func (r *clusterRun) lines(i int) []string {
 		fmt.Sprintf("%s submit -> start %s", p, r.start),
 		fmt.Sprintf("%s job run (started -> finished) %s", p, r.run),
 		fmt.Sprintf("%s pickup gap (its node's worker free -> started) %s", p, r.gap),
-		fmt.Sprintf("%s CPU: %s (mps + children, %.1f ms per job); PostgreSQL %.2f CPU-s",
-			p, strings.Join(cpus, ", "), all.Seconds()*1000/float64(r.n), r.pgCPU.Seconds()),
+		fmt.Sprintf("%s CPU (mps + children): %s; %.1f ms per job, of which the mps processes %.1f ms; PostgreSQL %.2f CPU-s (%.1f ms per job)",
+			p, strings.Join(cpus, ", "), all.Seconds()*1000/float64(r.n), own.Seconds()*1000/float64(r.n),
+			r.pgCPU.Seconds(), r.pgCPU.Seconds()*1000/float64(r.n)),
 	}
 	if r.perNode[""] == 0 {
 		out = append(out, fmt.Sprintf("%s jobs run per node: %s", p, fmtCross(r.perNode, r.cross)))
@@ -283,8 +286,10 @@ jobs:
 	time.Sleep(500 * time.Millisecond)
 
 	cpu0 := make([]time.Duration, nodes)
+	own0 := make([]time.Duration, nodes)
 	for k, js := range srvs {
 		cpu0[k] = treeCPU(b, js.s.PID()).cpu
+		own0[k], _ = procCPU(js.s.PID())
 	}
 	var pg0 time.Duration
 	if dsn != "" {
@@ -358,6 +363,11 @@ jobs:
 	busy1, total1 := systemCPU()
 	for k, js := range srvs {
 		r.nodeCPU = append(r.nodeCPU, treeCPU(b, js.s.PID()).cpu-cpu0[k])
+		own, err := procCPU(js.s.PID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.ownCPU = append(r.ownCPU, own-own0[k])
 	}
 	if dsn != "" {
 		r.pgCPU = treeCPU(b, pgPID).cpu - pg0
