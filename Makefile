@@ -15,6 +15,8 @@ TEST_TIMEOUT ?= 20m
 FUZZTIME    ?= 10s
 BENCHFLAGS  ?=
 BROWSER_DIR := test/browser
+UI_DIR      := web/ui
+UI_VENDOR   := $(UI_DIR)/static/vendor/hls.min.js $(UI_DIR)/static/vendor/dash.all.min.js
 
 # sudo only when not root (and only when something must be installed).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -30,7 +32,7 @@ VERSITYGW     := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 GO_FILES = $(shell find . -name '*.go' -not -path '*/node_modules/*' -not -path './bin/*')
 
-.PHONY: all build run test race bench fuzz fmt lint deps deps-test clean
+.PHONY: all build run test race bench fuzz fmt lint deps deps-test clean ui
 
 all: build
 
@@ -68,8 +70,18 @@ deps-test:
 		fi; \
 	fi
 
+## ui: the web console's player libraries (hls.js, dash.js from npm),
+## copied into web/ui/static/vendor/ to be embedded in the binary.
+ui: $(UI_VENDOR)
+
+$(UI_VENDOR): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y npm
+	cd $(UI_DIR) && npm ci --no-audit --no-fund
+	cp $(UI_DIR)/node_modules/hls.js/dist/hls.min.js $(UI_DIR)/static/vendor/hls.min.js
+	cp $(UI_DIR)/node_modules/dashjs/dist/modern/umd/dash.all.min.js $(UI_DIR)/static/vendor/dash.all.min.js
+
 ## build: compile bin/mps.
-build:
+build: ui
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mps
 
 ## run: build and run the server with configs/mps.yaml.
@@ -77,7 +89,7 @@ run: deps build
 	./$(BIN) serve --config $(CONFIG)
 
 ## test: vet, then every test (end-to-end tests included).
-test: deps-test
+test: deps-test ui
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 

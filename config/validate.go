@@ -16,8 +16,8 @@ const minSecretLength = 16
 
 // reservedApplications cannot name applications: the HTTP listener serves
 // other things than live playback under these paths (the API, the
-// playback of recordings, and the outputs of jobs).
-var reservedApplications = []string{"api", "recordings", "outputs"}
+// playback of recordings, the outputs of jobs, and the web console).
+var reservedApplications = []string{"api", "recordings", "outputs", "ui"}
 
 // Validate checks every value and returns all the problems found, one per
 // line, each naming its key.

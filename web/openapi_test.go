@@ -135,6 +135,7 @@ func TestOpenAPISchemasMatchJSON(t *testing.T) {
 		"Captions":        reflect.TypeFor[livecaptions.Info](),
 		"CaptionsOptions": reflect.TypeFor[livecaptions.Options](),
 		"Node":            reflect.TypeFor[cluster.Node](),
+		"ServerInfo":      reflect.TypeFor[ServerInfo](),
 	}
 	schemaOf := map[reflect.Type]string{}
 	for name, typ := range types {

@@ -31,6 +31,7 @@ func (s *Server) routes() *echo.Echo {
 	api := e.Group(pathAPI)
 	api.GET("/streams", s.listStreams)
 	api.GET("/nodes", s.listNodes)
+	api.GET("/server", s.getServerInfo)
 	// Stream names contain slashes, so one wildcard route per method takes
 	// both /streams/{name} and its sub-resources (/streams/{name}/ladder);
 	// the handlers tell them apart (see streamPath).

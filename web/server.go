@@ -19,6 +19,7 @@ import (
 	"github.com/mps-dev/mps/packager"
 	"github.com/mps-dev/mps/stream"
 	"github.com/mps-dev/mps/transcoder"
+	"github.com/mps-dev/mps/web/ui"
 )
 
 // Config configures a Server.
@@ -61,6 +62,8 @@ type Config struct {
 	// Cluster, in cluster mode, lists the other nodes' streams with the
 	// local ones and answers GET /api/v1/nodes. Nil: a single node.
 	Cluster ClusterView
+	// Info is what GET /api/v1/server answers.
+	Info ServerInfo
 	// Presign, when set, returns a presigned URL of an object in the
 	// media bucket ("recordings/...", "jobs/...") that exists: recording
 	// downloads redirect there, and so do job outputs this node has no
@@ -107,9 +110,11 @@ type Server struct {
 	captions   CaptionControl
 	cluster    ClusterView
 	presign    func(ctx context.Context, key string) (string, bool)
+	info       ServerInfo
 	events     *events.Bus
 	// recordingPlayback serves /recordings/ paths.
 	recordingPlayback http.Handler
+	console           http.Handler
 	// serveVOD serves a file of a recorded range; packager.ServeVOD.
 	serveVOD func(w http.ResponseWriter, r *http.Request, v *packager.VOD, file string)
 
@@ -151,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 		captions:   cfg.Captions,
 		cluster:    cfg.Cluster,
 		presign:    cfg.Presign,
+		info:       cfg.Info,
 		events:     cfg.Events,
 		serveVOD:   packager.ServeVOD,
 
@@ -161,6 +167,7 @@ func New(cfg Config) (*Server, error) {
 		pulls:  cfg.Pulls,
 	}
 	s.recordingPlayback = withCORS(http.HandlerFunc(s.serveRecordings))
+	s.console = ui.Handler()
 	s.outputPlayback = withCORS(http.HandlerFunc(s.serveOutputs))
 	reg, err := newRegistry(cfg.Hub, cfg.Ladders, cfg.Cluster)
 	if err != nil {
@@ -195,6 +202,8 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.outputPlayback.ServeHTTP(w, r)
 	case isWebRTCPath(r.URL.Path):
 		s.serveWebRTC(w, r)
+	case ui.IsPath(r.URL.Path):
+		s.console.ServeHTTP(w, r)
 	default:
 		s.playback.ServeHTTP(w, r)
 	}

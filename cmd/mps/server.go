@@ -128,6 +128,7 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		Captions:     s.captions,
 		Cluster:      clusterView(s.cluster),
 		Presign:      s.store.presigner(cfg.Storage.S3.Presign),
+		Info:         s.info(cfg),
 		Events:       s.events,
 		Jobs:         jobs,
 		JobsDir:      cfg.Jobs.Dir,
@@ -184,6 +185,25 @@ func startServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 
 	s.logReady(cfg)
 	return s, nil
+}
+
+// info is what GET /api/v1/server tells of this server.
+func (s *server) info(cfg *config.Config) web.ServerInfo {
+	in := web.ServerInfo{Version: version, WebRTC: cfg.WebRTC.Enabled, Jobs: s.jobs != nil, Recording: s.recorder != nil,
+		Captions: s.captions != nil}
+	if s.cluster != nil {
+		in.Node = s.cluster.NodeID()
+	}
+	if cfg.RTMP.Enabled {
+		in.RTMP = cfg.RTMP.Address
+	}
+	if cfg.SRT.Enabled {
+		in.SRT = cfg.SRT.Address
+	}
+	if cfg.RTSP.Enabled {
+		in.RTSP = cfg.RTSP.Address
+	}
+	return in
 }
 
 // logReady logs the addresses actually bound, which differ from the
