@@ -78,15 +78,25 @@ func (p *AnimatedParams) validate() error {
 // It writes animated.gif or animated.webp, one Output of kind image with
 // Duration and Data {"frames": n, "start": seconds}.
 func Animated() Runner {
-	return RunnerFunc(runAnimated)
+	return checkedRunner{RunnerFunc(runAnimated), func(raw json.RawMessage) error {
+		_, err := decodeAnimatedParams(raw)
+		return err
+	}}
+}
+
+// decodeAnimatedParams decodes params strictly over the defaults and
+// checks them.
+func decodeAnimatedParams(raw json.RawMessage) (AnimatedParams, error) {
+	p := defaultAnimatedParams()
+	if err := DecodeParams(raw, &p); err != nil {
+		return p, err
+	}
+	return p, p.validate()
 }
 
 func runAnimated(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	p := defaultAnimatedParams()
-	if err := DecodeParams(raw, &p); err != nil {
-		return nil, err
-	}
-	if err := p.validate(); err != nil {
+	p, err := decodeAnimatedParams(raw)
+	if err != nil {
 		return nil, err
 	}
 	if err := snapNeedVideo(in); err != nil {

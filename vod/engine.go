@@ -532,6 +532,18 @@ func (e *Engine) validate(spec JobSpec) error {
 				return fmt.Errorf("%w: tasks[%d].params: must be a JSON object", ErrInvalidJob, i)
 			}
 		}
+		// The template with the task's overrides, checked as the runner
+		// will read it, so that a bad field is refused now, not when the
+		// job runs.
+		if c, ok := e.cfg.Runners[t.Type].(ParamsChecker); ok {
+			merged, err := e.params(t)
+			if err == nil {
+				err = c.CheckParams(merged)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: tasks[%d] (%s): %s", ErrInvalidJob, i, t.Type, strings.TrimPrefix(err.Error(), ErrBadInput.Error()+": "))
+			}
+		}
 	}
 	return nil
 }

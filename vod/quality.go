@@ -78,7 +78,19 @@ func QualityPresets() map[string]json.RawMessage {
 // reports PSNR and SSIM per frame with their mean and minimum, and VMAF
 // where this ffmpeg has libvmaf. It writes quality.json (Kind "report")
 // and puts the summaries in that output's Data.
-func Quality() Runner { return RunnerFunc(runQuality) }
+func Quality() Runner {
+	return checkedRunner{RunnerFunc(runQuality), func(raw json.RawMessage) error {
+		var p QualityParams
+		if err := DecodeParams(raw, &p); err != nil {
+			return err
+		}
+		p.applyDefaults()
+		if p.Reference == "" {
+			p.Reference = "-" // a template names none: each job does
+		}
+		return p.validate()
+	}}
+}
 
 // MetricSummary sums up one metric over the compared frames.
 type MetricSummary struct {

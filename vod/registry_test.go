@@ -29,3 +29,28 @@ func TestPresetsAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRunnerChecksTemplates: a template of any task type is checked
+// when it is saved, so an unknown field is refused then, not when a job
+// runs.
+func TestEveryRunnerChecksTemplates(t *testing.T) {
+	for typ, r := range Runners() {
+		c, ok := r.(ParamsChecker)
+		if !ok {
+			t.Errorf("%s: the runner does not check templates", typ)
+			continue
+		}
+		if err := c.CheckParams([]byte(`{"no_such_field": 1}`)); err == nil {
+			t.Errorf("%s: a template with an unknown field passed", typ)
+		}
+	}
+	for typ, params := range map[string]string{
+		TaskSnapshot: `{"interval": -5}`,
+		TaskSprite:   `{"columns": 0}`,
+		TaskAnimated: `{"format": "avi"}`,
+	} {
+		if err := Runners()[typ].(ParamsChecker).CheckParams([]byte(params)); err == nil {
+			t.Errorf("%s template %s passed", typ, params)
+		}
+	}
+}

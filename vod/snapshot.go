@@ -294,16 +294,26 @@ func snapReadPrintedTimes(path string) []float64 {
 // Images are named snap_00001.jpg, ... and each Output (kind image)
 // carries Data {"time": seconds into the input}.
 func Snapshot() Runner {
-	return RunnerFunc(runSnapshot)
+	return checkedRunner{RunnerFunc(runSnapshot), func(raw json.RawMessage) error {
+		_, err := decodeSnapshotParams(raw)
+		return err
+	}}
+}
+
+// decodeSnapshotParams decodes params strictly, with the defaults, and
+// checks them.
+func decodeSnapshotParams(raw json.RawMessage) (SnapshotParams, error) {
+	var p SnapshotParams
+	if err := DecodeParams(raw, &p); err != nil {
+		return p, err
+	}
+	p.applyDefaults()
+	return p, p.validate()
 }
 
 func runSnapshot(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	var p SnapshotParams
-	if err := DecodeParams(raw, &p); err != nil {
-		return nil, err
-	}
-	p.applyDefaults()
-	if err := p.validate(); err != nil {
+	p, err := decodeSnapshotParams(raw)
+	if err != nil {
 		return nil, err
 	}
 	if err := snapNeedVideo(in); err != nil {

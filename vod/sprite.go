@@ -76,15 +76,25 @@ func (p *SpriteParams) validate() error {
 // Data columns, rows, thumbnails, thumb_width, thumb_height) and
 // sprite.vtt (kind vtt) whose cues cover the input without gaps.
 func Sprite() Runner {
-	return RunnerFunc(runSprite)
+	return checkedRunner{RunnerFunc(runSprite), func(raw json.RawMessage) error {
+		_, err := decodeSpriteParams(raw)
+		return err
+	}}
+}
+
+// decodeSpriteParams decodes params strictly over the defaults and
+// checks them.
+func decodeSpriteParams(raw json.RawMessage) (SpriteParams, error) {
+	p := defaultSpriteParams()
+	if err := DecodeParams(raw, &p); err != nil {
+		return p, err
+	}
+	return p, p.validate()
 }
 
 func runSprite(ctx context.Context, env Env, in Media, raw json.RawMessage) ([]Output, error) {
-	p := defaultSpriteParams()
-	if err := DecodeParams(raw, &p); err != nil {
-		return nil, err
-	}
-	if err := p.validate(); err != nil {
+	p, err := decodeSpriteParams(raw)
+	if err != nil {
 		return nil, err
 	}
 	if err := snapNeedVideo(in); err != nil {

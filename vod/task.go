@@ -128,6 +128,16 @@ type Runner interface {
 	Run(ctx context.Context, env Env, in Media, params json.RawMessage) ([]Output, error)
 }
 
+// checkedRunner is a runner function with the check its templates get
+// when they are saved (see ParamsChecker).
+type checkedRunner struct {
+	RunnerFunc
+	check func(params json.RawMessage) error
+}
+
+// CheckParams decodes and checks params as the runner does.
+func (c checkedRunner) CheckParams(params json.RawMessage) error { return c.check(params) }
+
 // RunnerFunc adapts a function to Runner.
 type RunnerFunc func(ctx context.Context, env Env, in Media, params json.RawMessage) ([]Output, error)
 
