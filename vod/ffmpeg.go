@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os/exec"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -187,7 +190,73 @@ func DecodeParams(params json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(params))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: template: %v", ErrBadInput, strings.TrimPrefix(err.Error(), "json: "))
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if path := errorPath(reflect.TypeOf(v), params); path != "" {
+			msg = path + ": " + msg
+		}
+		return fmt.Errorf("%w: template: %s", ErrBadInput, msg)
 	}
 	return nil
+}
+
+// errorPath finds the field of raw that makes decoding it into a value of
+// type t fail, as a dotted path such as "video.bitrate", by decoding each
+// field alone; "" when it cannot tell.
+func errorPath(t reflect.Type, raw json.RawMessage) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		f, ok := jsonField(t, k)
+		if !ok {
+			return k
+		}
+		dec := json.NewDecoder(bytes.NewReader(obj[k]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(reflect.New(f).Interface()); err != nil {
+			if sub := errorPath(f, obj[k]); sub != "" {
+				return k + "." + sub
+			}
+			return k
+		}
+	}
+	return ""
+}
+
+// jsonField returns the type of the field of struct t that JSON name
+// decodes into, looking into embedded structs.
+func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if typ, ok := jsonField(ft, name); ok {
+					return typ, true
+				}
+			}
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if strings.EqualFold(tag, name) {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }

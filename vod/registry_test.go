@@ -1,6 +1,9 @@
 package vod
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestPresetsAreValid checks every built-in template against its runner
 // and that the presets the issue names exist.
@@ -51,6 +54,22 @@ func TestEveryRunnerChecksTemplates(t *testing.T) {
 	} {
 		if err := Runners()[typ].(ParamsChecker).CheckParams([]byte(params)); err == nil {
 			t.Errorf("%s template %s passed", typ, params)
+		}
+	}
+}
+
+// TestParamErrorsNameTheirField: a refused template names the field by
+// its path, also where the value has its own parsing.
+func TestParamErrorsNameTheirField(t *testing.T) {
+	check := Runners()[TaskTranscode].(ParamsChecker)
+	for params, want := range map[string]string{
+		`{"video": {"bitrate": "lots"}}`: "video.bitrate",
+		`{"video": {"bitrat": "1M"}}`:    "video.bitrat",
+		`{"video": {"width": "wide"}}`:   "video.width",
+	} {
+		err := check.CheckParams([]byte(params))
+		if err == nil || !strings.Contains(err.Error(), want+":") {
+			t.Errorf("%s: %v, want the path %s", params, err, want)
 		}
 	}
 }
